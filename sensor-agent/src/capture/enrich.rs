@@ -1,0 +1,257 @@
+//! Turns raw kernel events into announced connections: a connection is resolved (executable,
+//! local and remote address from /proc) when its first bytes arrive, filtered, and only then
+//! announced downstream. Connections that never carry bytes cost nothing beyond a map entry.
+use std::{collections::HashMap, sync::Arc};
+
+use super::{
+    ConnMeta, Event,
+    event::{CaptureEvent, Origin, RawOpen},
+    procinfo::{self, ProcCache},
+};
+
+/// Which connections to report. Empty lists match everything.
+#[derive(Clone, Debug, Default)]
+pub struct Filter {
+    pub pids: Vec<u32>,
+    pub ports: Vec<u16>,
+}
+
+impl Filter {
+    #[must_use]
+    pub fn matches(&self, meta: &ConnMeta) -> bool {
+        let pid_ok = self.pids.is_empty() || self.pids.contains(&meta.tgid);
+        let port_ok = self.ports.is_empty()
+            || [meta.local, meta.remote]
+                .iter()
+                .flatten()
+                .any(|a| self.ports.contains(&a.port()));
+        pid_ok && port_ok
+    }
+}
+
+enum Conn {
+    /// Opened, no bytes yet.
+    Opened(RawOpen),
+    Announced { tgid: u32 },
+    /// Filtered out or not a socket: its bytes are dropped (and the kernel asked to stop copying).
+    Ignored { tgid: u32 },
+}
+
+#[derive(Debug, Default, Clone, Copy, serde::Serialize)]
+pub struct EnrichStats {
+    pub orphan_chunks: u64,
+    pub filtered_connections: u64,
+    pub not_socket: u64,
+    pub open_table_evictions: u64,
+}
+
+pub struct Enricher {
+    filter: Filter,
+    conns: HashMap<u64, Conn>,
+    max_conns: usize,
+    procs: ProcCache,
+    /// `(tgid, fd)` of connections the kernel should stop copying.
+    mute: Vec<(u32, i32)>,
+    pub stats: EnrichStats,
+}
+
+impl Enricher {
+    #[must_use]
+    pub fn new(filter: Filter, max_conns: usize) -> Self {
+        Enricher {
+            filter,
+            conns: HashMap::new(),
+            max_conns,
+            procs: ProcCache::default(),
+            mute: Vec::new(),
+            stats: EnrichStats::default(),
+        }
+    }
+
+    /// Connections that should be muted in the kernel since the last call.
+    pub fn take_mutes(&mut self) -> Vec<(u32, i32)> {
+        std::mem::take(&mut self.mute)
+    }
+
+    pub fn push(&mut self, event: CaptureEvent, out: &mut Vec<Event>) {
+        match event {
+            CaptureEvent::Open(open) => {
+                if self.conns.len() >= self.max_conns {
+                    // Opened-but-silent connections are the cheapest to forget.
+                    self.evict_silent();
+                }
+                self.conns.insert(open.conn_id, Conn::Opened(open));
+            }
+            CaptureEvent::Data(chunk) => match self.conns.get(&chunk.conn_id) {
+                Some(Conn::Announced { .. }) => out.push(Event::Data(chunk)),
+                Some(Conn::Ignored { .. }) => {}
+                Some(Conn::Opened(_)) => {
+                    if let Some(Conn::Opened(open)) = self.conns.remove(&chunk.conn_id) {
+                        let tgid = open.tgid;
+                        match self.resolve(open) {
+                            Some(meta) => {
+                                self.conns.insert(chunk.conn_id, Conn::Announced { tgid });
+                                out.push(Event::Open(Arc::new(meta)));
+                                out.push(Event::Data(chunk));
+                            }
+                            None => {
+                                self.conns.insert(chunk.conn_id, Conn::Ignored { tgid });
+                            }
+                        }
+                    }
+                }
+                None => self.stats.orphan_chunks += 1,
+            },
+            CaptureEvent::Close(close) => {
+                if let Some(Conn::Announced { .. }) = self.conns.remove(&close.conn_id) {
+                    out.push(Event::Close { conn_id: close.conn_id, ts_ns: close.ts_ns });
+                }
+            }
+            CaptureEvent::ProcExit { tgid, ts_ns } => {
+                self.conns.retain(|&conn_id, conn| match conn {
+                    Conn::Opened(o) => o.tgid != tgid,
+                    Conn::Ignored { tgid: t } => *t != tgid,
+                    Conn::Announced { tgid: t } => {
+                        if *t == tgid {
+                            out.push(Event::Close { conn_id, ts_ns });
+                        }
+                        *t != tgid
+                    }
+                });
+                self.procs.forget(tgid);
+            }
+        }
+    }
+
+    /// Builds the connection's metadata, or `None` when it must not be reported.
+    fn resolve(&mut self, open: RawOpen) -> Option<ConnMeta> {
+        let sockets = if open.unix { None } else { procinfo::socket_addrs(open.tgid, open.fd) };
+        if open.origin == Origin::Inferred && procinfo::is_socket(open.tgid, open.fd) == Some(false) {
+            // HTTP-looking bytes on a file or pipe: not traffic.
+            self.stats.not_socket += 1;
+            self.mute.push((open.tgid, open.fd));
+            return None;
+        }
+        let (local, remote) = match sockets {
+            Some((local, remote)) => (Some(local), Some(remote)),
+            // Gone already: the peer from accept/connect and, for accepted connections, the
+            // listening socket's address are the best we have.
+            None => (
+                open.listen_fd.and_then(|fd| self.procs.listener(open.tgid, fd)),
+                open.remote,
+            ),
+        };
+        let meta = ConnMeta {
+            conn_id: open.conn_id,
+            tgid: open.tgid,
+            fd: open.fd,
+            role: open.role,
+            origin: open.origin,
+            exe: self.procs.exe(open.tgid),
+            comm: open.comm,
+            local,
+            remote,
+            opened_ns: open.ts_ns,
+        };
+        if !self.filter.matches(&meta) {
+            self.stats.filtered_connections += 1;
+            self.mute.push((meta.tgid, meta.fd));
+            return None;
+        }
+        Some(meta)
+    }
+
+    fn evict_silent(&mut self) {
+        let before = self.conns.len();
+        self.conns.retain(|_, c| !matches!(c, Conn::Opened(_)));
+        self.stats.open_table_evictions += (before - self.conns.len()) as u64;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use bytes::Bytes;
+
+    use super::*;
+    use crate::capture::event::{Direction, RawChunk, RawClose, Role};
+
+    fn open(conn_id: u64, tgid: u32) -> CaptureEvent {
+        CaptureEvent::Open(RawOpen {
+            conn_id,
+            tgid,
+            fd: 1_000_000, // no such fd: /proc lookups fail, the kernel's peer address is used
+            ts_ns: 1,
+            role: Role::Server,
+            origin: Origin::Accept,
+            listen_fd: None,
+            remote: Some("10.0.0.1:4000".parse().unwrap()),
+            unix: false,
+            comm: "srv".into(),
+        })
+    }
+
+    fn data(conn_id: u64) -> CaptureEvent {
+        CaptureEvent::Data(RawChunk {
+            conn_id,
+            tgid: 1,
+            ts_ns: 2,
+            direction: Direction::Ingress,
+            offset: 0,
+            len: 3,
+            payload: Bytes::from_static(b"GET"),
+        })
+    }
+
+    #[test]
+    fn announces_on_first_bytes_then_passes_data_and_close() {
+        let mut e = Enricher::new(Filter::default(), 16);
+        let mut out = Vec::new();
+        e.push(open(1, std::process::id()), &mut out);
+        assert!(out.is_empty(), "silent connections are not announced");
+        e.push(data(1), &mut out);
+        e.push(data(1), &mut out);
+        e.push(
+            CaptureEvent::Close(RawClose { conn_id: 1, tgid: 1, ts_ns: 3, ingress_bytes: 6, egress_bytes: 0 }),
+            &mut out,
+        );
+        assert!(matches!(out[0], Event::Open(ref m) if m.remote == Some("10.0.0.1:4000".parse().unwrap())));
+        assert!(matches!(out[1], Event::Data(_)));
+        assert!(matches!(out[2], Event::Data(_)));
+        assert!(matches!(out[3], Event::Close { conn_id: 1, ts_ns: 3 }));
+    }
+
+    #[test]
+    fn filter_drops_and_mutes() {
+        let mut e = Enricher::new(Filter { pids: vec![], ports: vec![80] }, 16);
+        let mut out = Vec::new();
+        e.push(open(1, 1), &mut out);
+        e.push(data(1), &mut out);
+        e.push(data(1), &mut out);
+        assert!(out.is_empty());
+        assert_eq!(e.stats.filtered_connections, 1);
+        assert_eq!(e.take_mutes(), vec![(1, 1_000_000)]);
+    }
+
+    #[test]
+    fn process_exit_closes_its_connections() {
+        let mut e = Enricher::new(Filter::default(), 16);
+        let mut out = Vec::new();
+        e.push(open(1, 7), &mut out);
+        e.push(data(1), &mut out);
+        e.push(open(2, 8), &mut out);
+        e.push(data(2), &mut out);
+        out.clear();
+        e.push(CaptureEvent::ProcExit { tgid: 7, ts_ns: 9 }, &mut out);
+        assert_eq!(out.len(), 1);
+        assert!(matches!(out[0], Event::Close { conn_id: 1, ts_ns: 9 }));
+    }
+
+    #[test]
+    fn orphan_data_is_counted() {
+        let mut e = Enricher::new(Filter::default(), 16);
+        let mut out = Vec::new();
+        e.push(data(5), &mut out);
+        assert!(out.is_empty());
+        assert_eq!(e.stats.orphan_chunks, 1);
+    }
+}

@@ -1,0 +1,219 @@
+//! Loading the embedded kernel programs and attaching them. Every way this can fail on a real
+//! host (not root, no BTF, tracefs absent, verifier refusal) ends in a [`LoadError`] that says
+//! what to do about it.
+use std::path::Path;
+
+use aya::{
+    Ebpf, EbpfLoader,
+    maps::{HashMap, MapData, PerCpuArray, RingBuf},
+    programs::TracePoint,
+};
+use sensor_common::ConnState;
+use thiserror::Error;
+
+/// The kernel object built by `build.rs`; empty when the build skipped eBPF.
+static OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/sensor-ebpf"));
+
+/// `(program, tracepoint)` pairs in the `syscalls` category, then the `sched` ones.
+const SYSCALL_TRACEPOINTS: &[&str] = &[
+    "sys_enter_accept",
+    "sys_exit_accept",
+    "sys_enter_accept4",
+    "sys_exit_accept4",
+    "sys_enter_connect",
+    "sys_exit_connect",
+    "sys_enter_close",
+    "sys_enter_read",
+    "sys_exit_read",
+    "sys_enter_write",
+    "sys_exit_write",
+    "sys_enter_readv",
+    "sys_exit_readv",
+    "sys_enter_writev",
+    "sys_exit_writev",
+    "sys_enter_recvfrom",
+    "sys_exit_recvfrom",
+    "sys_enter_sendto",
+    "sys_exit_sendto",
+    "sys_enter_recvmsg",
+    "sys_exit_recvmsg",
+    "sys_enter_sendmsg",
+    "sys_exit_sendmsg",
+];
+const SCHED_TRACEPOINTS: &[&str] = &["sched_process_exit"];
+
+#[derive(Debug, Error)]
+pub enum LoadError {
+    #[error(
+        "this apisense binary was built without its eBPF programs (bpf-linker missing or \
+         AYA_BUILD_SKIP set); run `cargo xtask setup` and rebuild"
+    )]
+    NoObject,
+    #[error("apisense needs root (or CAP_BPF + CAP_PERFMON + CAP_SYS_PTRACE) to load eBPF programs")]
+    NotPrivileged,
+    #[error("kernel BTF not found at /sys/kernel/btf/vmlinux (needs a kernel built with CONFIG_DEBUG_INFO_BTF)")]
+    NoBtf,
+    #[error(
+        "tracefs is not mounted and could not be mounted ({0}); mount it with \
+         `mount -t tracefs tracefs /sys/kernel/tracing`"
+    )]
+    NoTracefs(#[source] std::io::Error),
+    #[error("loading the eBPF object")]
+    Load(#[source] aya::EbpfError),
+    #[error("eBPF program {0} missing from the object")]
+    MissingProgram(&'static str),
+    #[error("eBPF map {0} missing from the object")]
+    MissingMap(&'static str),
+    #[error("map {name}")]
+    Map {
+        name: &'static str,
+        #[source]
+        source: aya::maps::MapError,
+    },
+    #[error("loading program {name} (kernel verifier)")]
+    Program {
+        name: &'static str,
+        #[source]
+        source: aya::programs::ProgramError,
+    },
+    #[error("attaching {category}:{name}")]
+    Attach {
+        category: &'static str,
+        name: &'static str,
+        #[source]
+        source: aya::programs::ProgramError,
+    },
+}
+
+/// Loaded and attached programs, with the maps the agent reads. Dropping it detaches everything.
+pub struct Probes {
+    pub ebpf: Ebpf,
+    pub ring: RingBuf<MapData>,
+    pub counters: PerCpuArray<MapData, u64>,
+    pub conns: HashMap<MapData, u64, ConnState>,
+    pub attached: usize,
+}
+
+pub struct LoadOptions {
+    pub ring_buffer_bytes: u32,
+    pub max_connections: u32,
+}
+
+pub fn load(options: &LoadOptions) -> Result<Probes, LoadError> {
+    if OBJECT.is_empty() {
+        return Err(LoadError::NoObject);
+    }
+    preflight()?;
+    let agent_tgid = std::process::id();
+    let mut ebpf = EbpfLoader::new()
+        .override_global("AGENT_TGID", &agent_tgid, true)
+        .map_max_entries("EVENTS", options.ring_buffer_bytes)
+        .map_max_entries("CONNS", options.max_connections)
+        .load(OBJECT)
+        .map_err(|e| match &e {
+            aya::EbpfError::MapError(aya::maps::MapError::CreateError { io_error, .. })
+                if io_error.raw_os_error() == Some(libc::EPERM) =>
+            {
+                LoadError::NotPrivileged
+            }
+            _ => LoadError::Load(e),
+        })?;
+    forward_kernel_logs(&mut ebpf);
+    let mut attached = 0;
+    for (category, names) in [("syscalls", SYSCALL_TRACEPOINTS), ("sched", SCHED_TRACEPOINTS)] {
+        for &name in names {
+            attach(&mut ebpf, category, name)?;
+            attached += 1;
+        }
+    }
+    let ring = take_map(&mut ebpf, "EVENTS", RingBuf::try_from)?;
+    let counters = take_map(&mut ebpf, "COUNTERS", PerCpuArray::try_from)?;
+    let conns = take_map(&mut ebpf, "CONNS", HashMap::try_from)?;
+    Ok(Probes { ebpf, ring, counters, conns, attached })
+}
+
+fn take_map<T>(
+    ebpf: &mut Ebpf,
+    name: &'static str,
+    convert: impl FnOnce(aya::maps::Map) -> Result<T, aya::maps::MapError>,
+) -> Result<T, LoadError> {
+    let map = ebpf.take_map(name).ok_or(LoadError::MissingMap(name))?;
+    convert(map).map_err(|source| LoadError::Map { name, source })
+}
+
+fn attach(ebpf: &mut Ebpf, category: &'static str, name: &'static str) -> Result<(), LoadError> {
+    let program: &mut TracePoint = ebpf
+        .program_mut(name)
+        .ok_or(LoadError::MissingProgram(name))?
+        .try_into()
+        .map_err(|source| LoadError::Program { name, source })?;
+    program.load().map_err(|source| match &source {
+        aya::programs::ProgramError::SyscallError(e) if e.io_error.raw_os_error() == Some(libc::EPERM) => {
+            LoadError::NotPrivileged
+        }
+        _ => LoadError::Program { name, source },
+    })?;
+    program
+        .attach(category, name)
+        .map_err(|source| LoadError::Attach { category, name, source })?;
+    Ok(())
+}
+
+/// Checks what the kernel must offer before trying to load, so that the common failures get a
+/// message a user can act on instead of a verifier or ioctl error.
+fn preflight() -> Result<(), LoadError> {
+    // SAFETY: no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        return Err(LoadError::NotPrivileged);
+    }
+    if !Path::new("/sys/kernel/btf/vmlinux").exists() {
+        return Err(LoadError::NoBtf);
+    }
+    ensure_tracefs()
+}
+
+fn ensure_tracefs() -> Result<(), LoadError> {
+    const TRACEFS: &str = "/sys/kernel/tracing";
+    if Path::new(TRACEFS).join("events").exists()
+        || Path::new("/sys/kernel/debug/tracing/events").exists()
+    {
+        return Ok(());
+    }
+    // A DaemonSet pod or a fresh VM may not have it mounted; mounting it is harmless and is what
+    // an operator would do by hand.
+    let rc = {
+        let fs = c"tracefs";
+        let target = c"/sys/kernel/tracing";
+        // SAFETY: valid NUL-terminated strings, no data argument.
+        unsafe { libc::mount(fs.as_ptr(), target.as_ptr(), fs.as_ptr(), 0, std::ptr::null()) }
+    };
+    if rc == 0 {
+        log::info!("mounted tracefs at {TRACEFS}");
+        Ok(())
+    } else {
+        Err(LoadError::NoTracefs(std::io::Error::last_os_error()))
+    }
+}
+
+/// Sends aya-log records from the kernel programs to the agent's log (target `apisense::kernel`,
+/// debug level by default). Absent when the programs carry no log statements: not an error.
+fn forward_kernel_logs(ebpf: &mut Ebpf) {
+    match aya_log::EbpfLogger::init(ebpf) {
+        // SAFETY: the logger owns its ring-buffer fd for as long as the AsyncFd lives.
+        Ok(logger) => match unsafe { tokio::io::unix::AsyncFd::register_with_interest(logger, tokio::io::Interest::READABLE) }
+            .map_err(|e| e.to_string())
+        {
+            Ok(mut fd) => {
+                tokio::spawn(async move {
+                    loop {
+                        let Ok(mut guard) = fd.readable_mut().await else { break };
+                        guard.get_inner_mut().flush();
+                        guard.clear_ready();
+                    }
+                });
+            }
+            Err(e) => log::warn!("kernel log forwarding unavailable: {e}"),
+        },
+        Err(e) => log::debug!("kernel log forwarding not started: {e}"),
+    }
+}

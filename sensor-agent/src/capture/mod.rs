@@ -1,0 +1,39 @@
+//! Capture: load and attach the kernel programs, read their ring buffer, decode records, and
+//! resolve each connection's process and addresses before anything downstream sees it.
+//!
+//! In: ring-buffer records. Out: [`Event`]s, in ring order, where a connection's `Open` always
+//! precedes its data and only connections that carried bytes and pass the filter are announced.
+//! Counts: decode errors, orphan data, filtered connections, kernel-side losses.
+pub mod decode;
+pub mod enrich;
+pub mod event;
+pub mod loader;
+pub mod losses;
+pub mod procinfo;
+
+use std::{net::SocketAddr, sync::Arc};
+
+pub use event::{Direction, Origin, RawChunk, Role};
+
+/// A connection as every later stage sees it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ConnMeta {
+    pub conn_id: u64,
+    pub tgid: u32,
+    pub fd: i32,
+    pub role: Role,
+    pub origin: Origin,
+    pub comm: String,
+    pub exe: Option<String>,
+    pub local: Option<SocketAddr>,
+    pub remote: Option<SocketAddr>,
+    pub opened_ns: u64,
+}
+
+/// Output of the capture stage.
+#[derive(Clone, Debug)]
+pub enum Event {
+    Open(Arc<ConnMeta>),
+    Data(RawChunk),
+    Close { conn_id: u64, ts_ns: u64 },
+}

@@ -1,0 +1,148 @@
+//! What /proc says about a traced process and its sockets: executable path, and local/remote
+//! addresses of a socket fd (the kernel programs only see the peer named in accept/connect).
+//!
+//! Lookups are best effort: a process may be gone by the time we look. They are cached per
+//! process so a busy server costs one /proc read per executable, not per request.
+use std::{
+    collections::HashMap,
+    fs,
+    net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr},
+    path::PathBuf,
+};
+
+/// Process facts cached per tgid (dropped at process exit).
+#[derive(Default)]
+pub struct ProcCache {
+    exes: HashMap<u32, Option<String>>,
+    listeners: HashMap<(u32, i32), Option<SocketAddr>>,
+}
+
+impl ProcCache {
+    pub fn exe(&mut self, tgid: u32) -> Option<String> {
+        self.exes
+            .entry(tgid)
+            .or_insert_with(|| {
+                fs::read_link(format!("/proc/{tgid}/exe"))
+                    .ok()
+                    .map(|p| p.to_string_lossy().into_owned())
+            })
+            .clone()
+    }
+
+    /// The address a listening socket is bound to (the local side of connections it accepted).
+    pub fn listener(&mut self, tgid: u32, fd: i32) -> Option<SocketAddr> {
+        *self
+            .listeners
+            .entry((tgid, fd))
+            .or_insert_with(|| socket_addrs(tgid, fd).map(|(local, _)| local))
+    }
+
+    pub fn forget(&mut self, tgid: u32) {
+        self.exes.remove(&tgid);
+        self.listeners.retain(|(t, _), _| *t != tgid);
+    }
+}
+
+/// `(local, remote)` of socket `fd` in process `tgid`, from /proc/PID/net/tcp{,6} (which lists
+/// the process's network namespace, so this works for containers too).
+pub fn socket_addrs(tgid: u32, fd: i32) -> Option<(SocketAddr, SocketAddr)> {
+    let inode = socket_inode(tgid, fd)?;
+    ["tcp", "tcp6"].iter().find_map(|table| {
+        let text = fs::read_to_string(format!("/proc/{tgid}/net/{table}")).ok()?;
+        find_inode(&text, inode)
+    })
+}
+
+fn socket_inode(tgid: u32, fd: i32) -> Option<u64> {
+    let link: PathBuf = fs::read_link(format!("/proc/{tgid}/fd/{fd}")).ok()?;
+    let link = link.to_str()?;
+    link.strip_prefix("socket:[")?.strip_suffix(']')?.parse().ok()
+}
+
+/// Whether fd is (still) a socket; `None` when the process or fd is gone.
+pub fn is_socket(tgid: u32, fd: i32) -> Option<bool> {
+    let link = fs::read_link(format!("/proc/{tgid}/fd/{fd}")).ok()?;
+    Some(link.to_string_lossy().starts_with("socket:["))
+}
+
+/// Finds the row for `inode` in a /proc/net/tcp or tcp6 table.
+fn find_inode(table: &str, inode: u64) -> Option<(SocketAddr, SocketAddr)> {
+    table.lines().skip(1).find_map(|line| {
+        let cols: Vec<&str> = line.split_whitespace().collect();
+        if cols.get(9)?.parse::<u64>().ok()? != inode {
+            return None;
+        }
+        Some((parse_addr(cols.get(1)?)?, parse_addr(cols.get(2)?)?))
+    })
+}
+
+/// Parses `0100007F:1F90` (IPv4) or the 32-hex-digit IPv6 form; the address words are in host
+/// byte order (little-endian here), the port in plain hex.
+fn parse_addr(field: &str) -> Option<SocketAddr> {
+    let (addr, port) = field.split_once(':')?;
+    let port = u16::from_str_radix(port, 16).ok()?;
+    let ip = match addr.len() {
+        8 => IpAddr::V4(Ipv4Addr::from(u32::from_str_radix(addr, 16).ok()?.to_le_bytes())),
+        32 => {
+            let mut bytes = [0u8; 16];
+            for (i, chunk) in bytes.chunks_mut(4).enumerate() {
+                let word = u32::from_str_radix(addr.get(i * 8..i * 8 + 8)?, 16).ok()?;
+                chunk.copy_from_slice(&word.to_le_bytes());
+            }
+            IpAddr::V6(Ipv6Addr::from(bytes)).to_canonical()
+        }
+        _ => return None,
+    };
+    Some(SocketAddr::new(ip, port))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const TCP: &str = "  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode
+   0: 0100007F:1F90 00000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 4242 1 0000000000000000 100 0 0 10 0
+   1: 0100007F:1F90 0100007F:D431 01 00000000:00000000 00:00000000 00000000     0        0 5151 1 0000000000000000 20 4 30 10 -1
+";
+    const TCP6: &str = "  sl  local_address                         remote_address                        st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode
+   0: 00000000000000000000000001000000:0050 00000000000000000000000001000000:A2C4 01 00000000:00000000 00:00000000 00000000     0        0 777 1 0000000000000000 20 4 0 10 -1
+   1: 0000000000000000FFFF00000100007F:0050 0000000000000000FFFF00000100007F:A2C5 01 00000000:00000000 00:00000000 00000000     0        0 778 1 0000000000000000 20 4 0 10 -1
+";
+
+    #[test]
+    fn finds_ipv4_rows_by_inode() {
+        let (local, remote) = find_inode(TCP, 5151).unwrap();
+        assert_eq!(local, "127.0.0.1:8080".parse().unwrap());
+        assert_eq!(remote, "127.0.0.1:54321".parse().unwrap());
+        assert!(find_inode(TCP, 1).is_none());
+    }
+
+    #[test]
+    fn finds_ipv6_and_mapped_rows() {
+        let (local, remote) = find_inode(TCP6, 777).unwrap();
+        assert_eq!(local, "[::1]:80".parse().unwrap());
+        assert_eq!(remote.port(), 0xA2C4);
+        let (local, _) = find_inode(TCP6, 778).unwrap();
+        assert_eq!(local, "127.0.0.1:80".parse().unwrap());
+    }
+
+    #[test]
+    fn garbage_rows_are_skipped() {
+        assert!(find_inode("header\nnot a row\n1: zz:zz yy:yy 01 0 0 0 0 0 0 12\n", 12).is_none());
+        assert!(parse_addr("0100007F").is_none());
+        assert!(parse_addr("XYZ:0050").is_none());
+    }
+
+    #[test]
+    fn reads_own_process() {
+        assert!(ProcCache::default().exe(std::process::id()).is_some());
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let client = std::net::TcpStream::connect(addr).unwrap();
+        use std::os::fd::AsRawFd;
+        let (local, remote) = socket_addrs(std::process::id(), client.as_raw_fd()).unwrap();
+        assert_eq!(remote, addr);
+        assert_eq!(local, client.local_addr().unwrap());
+        assert_eq!(is_socket(std::process::id(), client.as_raw_fd()), Some(true));
+    }
+}

@@ -1,0 +1,2 @@
+//! Detection: what the exchanges reveal. For now, the masking every exporter goes through.
+pub mod sensitive;

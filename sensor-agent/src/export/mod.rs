@@ -1,0 +1,4 @@
+//! Export: exchanges leave the agent here, always through [`record`] (which masks secrets).
+pub mod clock;
+pub mod jsonl;
+pub mod record;

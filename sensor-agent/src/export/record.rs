@@ -1,0 +1,131 @@
+//! The exported form of an exchange (one JSON object per line in JSONL). Secrets are masked here,
+//! on the way out: header credentials, secret-named query parameters.
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+
+use super::clock::Clock;
+use crate::{
+    detect::sensitive::mask,
+    http::{Body, Headers, Request, Response, stage::Observed},
+};
+
+#[derive(Debug, Serialize)]
+pub struct ExchangeRecord {
+    /// Wall-clock time of the request's first byte (or the response's, without a request).
+    pub ts: String,
+    /// From the request's first byte to the response's last byte.
+    pub duration_ms: Option<f64>,
+    pub role: &'static str,
+    pub tls: bool,
+    pub pid: u32,
+    pub process: String,
+    pub exe: Option<String>,
+    pub local: Option<String>,
+    pub remote: Option<String>,
+    pub conn_id: u64,
+    pub request: Option<RequestRecord>,
+    pub response: Option<ResponseRecord>,
+    /// Both messages seen whole, without gaps.
+    pub complete: bool,
+}
+
+#[derive(Debug, Serialize)]
+pub struct RequestRecord {
+    pub method: String,
+    pub path: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub query: Option<String>,
+    pub version: &'static str,
+    pub headers: BTreeMap<String, String>,
+    pub body_size: u64,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub anomalies: Vec<String>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct ResponseRecord {
+    pub status: u16,
+    pub version: &'static str,
+    pub headers: BTreeMap<String, String>,
+    pub body_size: u64,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub anomalies: Vec<String>,
+}
+
+impl ExchangeRecord {
+    #[must_use]
+    pub fn new(observed: &Observed, clock: &Clock) -> Self {
+        let meta = &observed.meta;
+        let ex = &observed.exchange;
+        let start = ex.request.as_ref().map(|r| r.start_ns).or(ex.response.as_ref().map(|r| r.start_ns));
+        let end = ex.response.as_ref().map(|r| r.end_ns);
+        let duration_ms = match (ex.request.as_ref(), end) {
+            (Some(req), Some(end)) => Some(end.saturating_sub(req.start_ns) as f64 / 1e6),
+            _ => None,
+        };
+        let complete = ex.request.as_ref().is_some_and(|r| r.body.complete && r.anomalies.is_empty())
+            && ex.response.as_ref().is_some_and(|r| r.body.complete && r.anomalies.is_empty());
+        ExchangeRecord {
+            ts: humantime::format_rfc3339_micros(clock.wall(start.unwrap_or(meta.opened_ns))).to_string(),
+            duration_ms,
+            role: meta.role.as_str(),
+            tls: false,
+            pid: meta.tgid,
+            process: meta.comm.clone(),
+            exe: meta.exe.clone(),
+            local: meta.local.map(|a| a.to_string()),
+            remote: meta.remote.map(|a| a.to_string()),
+            conn_id: meta.conn_id,
+            request: ex.request.as_ref().map(request),
+            response: ex.response.as_ref().map(response),
+            complete,
+        }
+    }
+}
+
+fn request(r: &Request) -> RequestRecord {
+    let (path, query) = match r.target.split_once('?') {
+        Some((path, query)) => (path.to_owned(), Some(mask::query(query))),
+        None => (r.target.clone(), None),
+    };
+    RequestRecord {
+        method: r.method.clone(),
+        path,
+        query,
+        version: r.version.as_str(),
+        headers: headers(&r.headers),
+        body_size: body_size(&r.body),
+        anomalies: r.anomalies.iter().map(|a| format!("{a:?}")).collect(),
+    }
+}
+
+fn response(r: &Response) -> ResponseRecord {
+    ResponseRecord {
+        status: r.status,
+        version: r.version.as_str(),
+        headers: headers(&r.headers),
+        body_size: body_size(&r.body),
+        anomalies: r.anomalies.iter().map(|a| format!("{a:?}")).collect(),
+    }
+}
+
+fn body_size(body: &Body) -> u64 {
+    body.size
+}
+
+/// Header names lowercased (HTTP names are case-insensitive); repeated headers joined with ", "
+/// as RFC 9110 allows.
+fn headers(h: &Headers) -> BTreeMap<String, String> {
+    let mut map: BTreeMap<String, String> = BTreeMap::new();
+    for (name, value) in h.iter() {
+        let value = mask::header_value(name, value);
+        map.entry(name.to_ascii_lowercase())
+            .and_modify(|v| {
+                v.push_str(", ");
+                v.push_str(&value);
+            })
+            .or_insert(value);
+    }
+    map
+}

@@ -1,0 +1,162 @@
+//! Reassembly: per-connection, per-direction ordered byte streams.
+//!
+//! In: capture [`Event`]s (chunks carry a stream offset and a length, possibly with fewer captured
+//! bytes than the length). Out: [`StreamEvent`]s where each direction's segments are contiguous and
+//! in order; anything missing is an explicit [`Segment::Gap`] of known length, never silently
+//! skipped. Out-of-order chunks wait in a bounded buffer; when it overflows, or at a tick or close,
+//! the hole becomes a gap. Counts: duplicates, forced gaps, gap bytes, evictions.
+mod stream;
+
+use std::{collections::HashMap, sync::Arc};
+
+use bytes::Bytes;
+
+use crate::capture::{ConnMeta, Direction, Event};
+pub use stream::{Stream, StreamLimits};
+
+/// One in-order piece of a directional byte stream.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Segment {
+    /// Captured bytes; `ts_ns` is the capture timestamp (monotonic ns).
+    Data { ts_ns: u64, bytes: Bytes },
+    /// `len` bytes exist in the stream here but were not captured (loss or truncation).
+    Gap { ts_ns: u64, len: u64 },
+}
+
+#[derive(Clone, Debug)]
+pub enum StreamEvent {
+    Open(Arc<ConnMeta>),
+    Segment { conn_id: u64, direction: Direction, segment: Segment },
+    Close { conn_id: u64, ts_ns: u64 },
+}
+
+#[derive(Debug, Default, Clone, Copy, serde::Serialize)]
+pub struct ReassemblyStats {
+    pub duplicate_bytes: u64,
+    pub gap_bytes: u64,
+    pub forced_gaps: u64,
+    pub idle_evictions: u64,
+    pub table_evictions: u64,
+}
+
+#[derive(Clone, Copy, Debug)]
+pub struct ReassemblyLimits {
+    pub stream: StreamLimits,
+    /// Connections tracked at once; beyond it the least recently active is closed.
+    pub max_connections: usize,
+    /// A connection silent for this long is closed (its process may have lost the close).
+    pub idle_timeout_ns: u64,
+}
+
+impl Default for ReassemblyLimits {
+    fn default() -> Self {
+        ReassemblyLimits {
+            stream: StreamLimits::default(),
+            max_connections: 65_536,
+            idle_timeout_ns: 300_000_000_000,
+        }
+    }
+}
+
+struct Conn {
+    streams: [Stream; 2],
+    last_ns: u64,
+}
+
+pub struct Reassembler {
+    limits: ReassemblyLimits,
+    conns: HashMap<u64, Conn>,
+    pub stats: ReassemblyStats,
+}
+
+fn index(direction: Direction) -> usize {
+    match direction {
+        Direction::Ingress => 0,
+        Direction::Egress => 1,
+    }
+}
+
+const DIRECTIONS: [Direction; 2] = [Direction::Ingress, Direction::Egress];
+
+impl Reassembler {
+    #[must_use]
+    pub fn new(limits: ReassemblyLimits) -> Self {
+        Reassembler { limits, conns: HashMap::new(), stats: ReassemblyStats::default() }
+    }
+
+    pub fn push(&mut self, event: Event, out: &mut Vec<StreamEvent>) {
+        match event {
+            Event::Open(meta) => {
+                if self.conns.len() >= self.limits.max_connections {
+                    self.evict_oldest(out);
+                }
+                let conn = Conn {
+                    streams: [Stream::new(self.limits.stream), Stream::new(self.limits.stream)],
+                    last_ns: meta.opened_ns,
+                };
+                self.conns.insert(meta.conn_id, conn);
+                out.push(StreamEvent::Open(meta));
+            }
+            Event::Data(chunk) => {
+                let Some(conn) = self.conns.get_mut(&chunk.conn_id) else {
+                    return;
+                };
+                conn.last_ns = conn.last_ns.max(chunk.ts_ns);
+                let direction = chunk.direction;
+                let mut segments = Vec::new();
+                conn.streams[index(direction)].push(
+                    chunk.offset,
+                    chunk.len,
+                    chunk.payload,
+                    chunk.ts_ns,
+                    &mut segments,
+                    &mut self.stats,
+                );
+                out.extend(segments.into_iter().map(|segment| StreamEvent::Segment {
+                    conn_id: chunk.conn_id,
+                    direction,
+                    segment,
+                }));
+            }
+            Event::Close { conn_id, ts_ns } => self.close(conn_id, ts_ns, out),
+        }
+    }
+
+    /// Turns holes older than a tick into gaps and closes idle connections.
+    pub fn tick(&mut self, now_ns: u64, out: &mut Vec<StreamEvent>) {
+        let ids: Vec<u64> = self.conns.keys().copied().collect();
+        for conn_id in ids {
+            let Some(conn) = self.conns.get_mut(&conn_id) else { continue };
+            if now_ns.saturating_sub(conn.last_ns) > self.limits.idle_timeout_ns {
+                self.stats.idle_evictions += 1;
+                self.close(conn_id, now_ns, out);
+                continue;
+            }
+            for direction in DIRECTIONS {
+                let mut segments = Vec::new();
+                conn.streams[index(direction)].flush(now_ns, &mut segments, &mut self.stats);
+                out.extend(segments.into_iter().map(|segment| StreamEvent::Segment { conn_id, direction, segment }));
+            }
+        }
+    }
+
+    fn close(&mut self, conn_id: u64, ts_ns: u64, out: &mut Vec<StreamEvent>) {
+        let Some(mut conn) = self.conns.remove(&conn_id) else {
+            return;
+        };
+        for direction in DIRECTIONS {
+            let mut segments = Vec::new();
+            conn.streams[index(direction)].flush(ts_ns, &mut segments, &mut self.stats);
+            out.extend(segments.into_iter().map(|segment| StreamEvent::Segment { conn_id, direction, segment }));
+        }
+        out.push(StreamEvent::Close { conn_id, ts_ns });
+    }
+
+    fn evict_oldest(&mut self, out: &mut Vec<StreamEvent>) {
+        if let Some((&conn_id, conn)) = self.conns.iter().min_by_key(|(_, c)| c.last_ns) {
+            let ts = conn.last_ns;
+            self.stats.table_evictions += 1;
+            self.close(conn_id, ts, out);
+        }
+    }
+}

@@ -1,0 +1,24 @@
+//! Process lifetime: connections of an exiting process vanish without `close(2)`.
+use aya_ebpf::{macros::tracepoint, programs::TracePointContext};
+use sensor_common::{ProcExit, kind};
+
+use crate::{emit, filter};
+
+#[tracepoint]
+pub fn sched_process_exit(_ctx: TracePointContext) -> u32 {
+    let Some((pid_tgid, tgid)) = filter::traced() else {
+        return 0;
+    };
+    // Only the thread-group leader's exit ends the process's connections.
+    if pid_tgid as u32 != tgid {
+        return 0;
+    }
+    let event = ProcExit {
+        kind: kind::PROC_EXIT,
+        tgid,
+        // SAFETY: helper without preconditions.
+        ts_ns: unsafe { aya_ebpf::helpers::bpf_ktime_get_ns() },
+    };
+    emit::record(&event);
+    0
+}
