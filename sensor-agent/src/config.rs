@@ -11,7 +11,7 @@ use crate::capture::enrich::Filter;
 #[derive(Debug, Parser)]
 #[command(name = "apisense", version, about, long_about = None)]
 pub struct Cli {
-    /// Log filter, RUST_LOG syntax (e.g. `info`, `debug`, `apisense=debug`). Logs go to stderr.
+    /// Log filter, `RUST_LOG` syntax (e.g. `info`, `debug`, `apisense=debug`). Logs go to stderr.
     #[arg(long, global = true, env = "RUST_LOG", default_value = "info")]
     pub log: String,
 
@@ -100,7 +100,10 @@ impl TryFrom<RunArgs> for RunConfig {
         };
         Ok(RunConfig {
             output,
-            filter: Filter { pids: args.pids, ports: args.ports },
+            filter: Filter {
+                pids: args.pids,
+                ports: args.ports,
+            },
             ring_buffer_bytes: args.ring_buffer_mib << 20,
             max_body_bytes: args.max_body_bytes,
             max_connections: args.max_connections,
@@ -136,14 +139,32 @@ mod tests {
 
     #[test]
     fn bad_values_name_the_flag() {
-        assert_eq!(args(&["--ring-buffer-mib", "3"]).unwrap_err(), ConfigError::RingBuffer(3));
-        assert!(args(&["--max-connections", "1"]).unwrap_err().to_string().contains("--max-connections"));
+        assert_eq!(
+            args(&["--ring-buffer-mib", "3"]).unwrap_err(),
+            ConfigError::RingBuffer(3)
+        );
+        assert!(
+            args(&["--max-connections", "1"])
+                .unwrap_err()
+                .to_string()
+                .contains("--max-connections")
+        );
         assert_eq!(args(&["--output", ""]).unwrap_err(), ConfigError::EmptyOutput);
     }
 
     #[test]
     fn filters_and_file_output() {
-        let c = args(&["--port", "80", "--port", "8080", "--pid", "7", "-o", "/tmp/x.jsonl"]).unwrap();
+        let c = args(&[
+            "--port",
+            "80",
+            "--port",
+            "8080",
+            "--pid",
+            "7",
+            "-o",
+            "/tmp/x.jsonl",
+        ])
+        .unwrap();
         assert_eq!(c.filter.ports, vec![80, 8080]);
         assert_eq!(c.filter.pids, vec![7]);
         assert_eq!(c.output, Output::File("/tmp/x.jsonl".into()));

@@ -1,6 +1,6 @@
 //! The only wiring file: builds every stage, then runs the capture loop.
 //!
-//! ring buffer -> decode -> enrich -> reassembly -> http -> record -> (capture_to_export) -> JSONL
+//! ring buffer -> decode -> enrich -> reassembly -> http -> record -> (`capture_to_export`) -> JSONL
 //!
 //! The synchronous stages run on the ring-reader task, one record at a time; the exporter runs
 //! on its own thread behind a bounded channel whose overflow is counted, never waited on, so a
@@ -18,11 +18,10 @@ use tokio::{
 
 use crate::{
     capture::{
-        decode,
+        Event, decode,
         enrich::{EnrichStats, Enricher},
         loader::{self, LoadOptions},
         losses::{self, KernelCounters},
-        Event,
     },
     config::RunConfig,
     export::{
@@ -51,7 +50,8 @@ pub fn run(config: RunConfig) -> anyhow::Result<()> {
 }
 
 async fn run_live(config: RunConfig) -> anyhow::Result<()> {
-    let output = jsonl::open(&config.output).with_context(|| format!("opening output {:?}", config.output))?;
+    let output =
+        jsonl::open(&config.output).with_context(|| format!("opening output {:?}", config.output))?;
     let mut stages = Stages::new(&config);
     let probes = loader::load(&LoadOptions {
         ring_buffer_bytes: config.ring_buffer_bytes,
@@ -106,7 +106,10 @@ async fn run_live(config: RunConfig) -> anyhow::Result<()> {
     stages.shutdown();
     stages.deliver(&capture_to_export);
     drop(capture_to_export);
-    let written = exporter.await.context("exporter thread")?.context("writing exchanges")?;
+    let written = exporter
+        .await
+        .context("exporter thread")?
+        .context("writing exchanges")?;
     let summary = Summary {
         exchanges_written: written,
         export_dropped: stages.export_dropped,
@@ -155,7 +158,11 @@ impl LossReporter {
         let dropped = now.ringbuf_dropped.saturating_sub(self.last.ringbuf_dropped);
         let map_full = (now.conn_map_full + now.pending_map_full)
             .saturating_sub(self.last.conn_map_full + self.last.pending_map_full);
-        if (dropped > 0 || map_full > 0) && self.last_warn.is_none_or(|t| t.elapsed() > Duration::from_secs(10)) {
+        if (dropped > 0 || map_full > 0)
+            && self
+                .last_warn
+                .is_none_or(|t| t.elapsed() > Duration::from_secs(10))
+        {
             log::warn!(
                 "kernel losses: {dropped} ring-buffer records dropped ({} in total), {map_full} \
                  syscalls or connections untracked because a map was full",
@@ -182,7 +189,10 @@ struct Stages {
 
 impl Stages {
     fn new(config: &RunConfig) -> Self {
-        let limits = Limits { max_body_capture: config.max_body_bytes, ..Limits::default() };
+        let limits = Limits {
+            max_body_capture: config.max_body_bytes,
+            ..Limits::default()
+        };
         Stages {
             clock: Clock::now(),
             enrich: Enricher::new(config.filter.clone(), config.max_connections as usize),
@@ -205,7 +215,10 @@ impl Stages {
             Err(e) => {
                 self.decode_errors += 1;
                 if self.decode_errors.is_power_of_two() {
-                    log::warn!("undecodable ring-buffer record ({} so far): {e}", self.decode_errors);
+                    log::warn!(
+                        "undecodable ring-buffer record ({} so far): {e}",
+                        self.decode_errors
+                    );
                 }
             }
         }
@@ -228,6 +241,11 @@ impl Stages {
             self.reassembly.push(event, &mut self.streams);
         }
         for stream in self.streams.drain(..) {
+            if let StreamEvent::Close { conn_id, .. } = &stream {
+                // Reassembly may close on its own (idle, table full): the connection's next bytes
+                // must then be resolved again rather than dropped as belonging to nothing.
+                self.enrich.forget(*conn_id);
+            }
             self.http.push(stream, &mut self.observed);
         }
     }
@@ -237,7 +255,10 @@ impl Stages {
             if tx.try_send(ExchangeRecord::new(&observed, &self.clock)).is_err() {
                 self.export_dropped += 1;
                 if self.export_dropped.is_power_of_two() {
-                    log::warn!("exporter behind: {} exchanges dropped so far", self.export_dropped);
+                    log::warn!(
+                        "exporter behind: {} exchanges dropped so far",
+                        self.export_dropped
+                    );
                 }
             }
         }

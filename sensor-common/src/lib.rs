@@ -4,6 +4,11 @@
 //! agent can decode a byte slice without trusting its length first. Layouts are `#[repr(C)]` and
 //! their sizes are asserted: a change on one side that the other does not follow fails to build.
 #![no_std]
+// Padding fields are public so both sides can build records with struct literals.
+#![expect(
+    clippy::pub_underscore_fields,
+    reason = "explicit padding in shared #[repr(C)] records"
+)]
 
 use core::mem::size_of;
 

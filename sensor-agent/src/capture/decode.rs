@@ -46,7 +46,10 @@ pub fn decode(record: &[u8]) -> Result<CaptureEvent, DecodeError> {
         }
         kind::PROC_EXIT => {
             let p: ProcExit = read(record, kind::PROC_EXIT)?;
-            Ok(CaptureEvent::ProcExit { tgid: p.tgid, ts_ns: p.ts_ns })
+            Ok(CaptureEvent::ProcExit {
+                tgid: p.tgid,
+                ts_ns: p.ts_ns,
+            })
         }
         other => Err(DecodeError::UnknownKind(other)),
     }
@@ -70,6 +73,7 @@ fn decode_data(record: &[u8]) -> Result<CaptureEvent, DecodeError> {
     Ok(CaptureEvent::Data(RawChunk {
         conn_id: h.conn_id,
         tgid: h.tgid,
+        fd: h.fd,
         ts_ns: h.ts_ns,
         direction,
         offset: h.offset,
@@ -82,7 +86,11 @@ fn decode_data(record: &[u8]) -> Result<CaptureEvent, DecodeError> {
 fn read<T: Copy>(record: &[u8], kind: u32) -> Result<T, DecodeError> {
     let need = size_of::<T>();
     if record.len() < need {
-        return Err(DecodeError::Short { kind, need, got: record.len() });
+        return Err(DecodeError::Short {
+            kind,
+            need,
+            got: record.len(),
+        });
     }
     // SAFETY: length checked above; T is one of the sensor-common records, made only of integers
     // and byte arrays, so every bit pattern is valid; read_unaligned copes with any alignment.
@@ -95,7 +103,7 @@ mod tests {
 
     fn as_bytes<T>(v: &T) -> Vec<u8> {
         // SAFETY: test helper over repr(C) records.
-        unsafe { std::slice::from_raw_parts((v as *const T).cast::<u8>(), size_of::<T>()) }.to_vec()
+        unsafe { std::slice::from_raw_parts(std::ptr::from_ref(v).cast::<u8>(), size_of::<T>()) }.to_vec()
     }
 
     fn data(captured: u32, len: u32, payload: &[u8]) -> Vec<u8> {
@@ -117,7 +125,9 @@ mod tests {
     #[test]
     fn decodes_data_with_payload_and_gap() {
         let ev = decode(&data(3, 10, b"abc")).unwrap();
-        let CaptureEvent::Data(c) = ev else { panic!("not data") };
+        let CaptureEvent::Data(c) = ev else {
+            panic!("not data")
+        };
         assert_eq!((c.conn_id, c.offset, c.len), (9, 100, 10));
         assert_eq!(c.direction, Direction::Egress);
         assert_eq!(&c.payload[..], b"abc");
@@ -125,8 +135,14 @@ mod tests {
 
     #[test]
     fn rejects_inconsistent_lengths() {
-        assert!(matches!(decode(&data(11, 10, &[0; 11])), Err(DecodeError::BadLengths { .. })));
-        assert!(matches!(decode(&data(5, 10, b"abc")), Err(DecodeError::BadLengths { .. })));
+        assert!(matches!(
+            decode(&data(11, 10, &[0; 11])),
+            Err(DecodeError::BadLengths { .. })
+        ));
+        assert!(matches!(
+            decode(&data(5, 10, b"abc")),
+            Err(DecodeError::BadLengths { .. })
+        ));
     }
 
     #[test]
@@ -139,13 +155,22 @@ mod tests {
 
     #[test]
     fn decodes_open_with_ipv4_peer() {
-        let mut o = ConnOpen { kind: kind::CONN_OPEN, tgid: 5, conn_id: 1, fd: 4, listen_fd: 3, ..ConnOpen::default() };
+        let mut o = ConnOpen {
+            kind: kind::CONN_OPEN,
+            tgid: 5,
+            conn_id: 1,
+            fd: 4,
+            listen_fd: 3,
+            ..ConnOpen::default()
+        };
         o.role = sensor_common::role::SERVER;
         o.family = sensor_common::family::INET;
         o.remote_port = 5555;
         o.remote_addr[..4].copy_from_slice(&[127, 0, 0, 1]);
         o.comm[..6].copy_from_slice(b"python");
-        let CaptureEvent::Open(open) = decode(&as_bytes(&o)).unwrap() else { panic!("not open") };
+        let CaptureEvent::Open(open) = decode(&as_bytes(&o)).unwrap() else {
+            panic!("not open")
+        };
         assert_eq!(open.remote, Some("127.0.0.1:5555".parse().unwrap()));
         assert_eq!(open.comm, "python");
         assert_eq!(open.listen_fd, Some(3));

@@ -5,7 +5,7 @@ use std::{collections::HashMap, sync::Arc};
 
 use super::{
     ConnMeta, Event,
-    event::{CaptureEvent, Origin, RawOpen},
+    event::{CaptureEvent, Direction, Origin, RawChunk, RawOpen, Role},
     procinfo::{self, ProcCache},
 };
 
@@ -32,14 +32,19 @@ impl Filter {
 enum Conn {
     /// Opened, no bytes yet.
     Opened(RawOpen),
-    Announced { tgid: u32 },
+    Announced {
+        tgid: u32,
+    },
     /// Filtered out or not a socket: its bytes are dropped (and the kernel asked to stop copying).
-    Ignored { tgid: u32 },
+    Ignored {
+        tgid: u32,
+    },
 }
 
 #[derive(Debug, Default, Clone, Copy, serde::Serialize)]
 pub struct EnrichStats {
     pub orphan_chunks: u64,
+    pub recovered_connections: u64,
     pub filtered_connections: u64,
     pub not_socket: u64,
     pub open_table_evictions: u64,
@@ -100,11 +105,14 @@ impl Enricher {
                         }
                     }
                 }
-                None => self.stats.orphan_chunks += 1,
+                None => self.recover(chunk, out),
             },
             CaptureEvent::Close(close) => {
                 if let Some(Conn::Announced { .. }) = self.conns.remove(&close.conn_id) {
-                    out.push(Event::Close { conn_id: close.conn_id, ts_ns: close.ts_ns });
+                    out.push(Event::Close {
+                        conn_id: close.conn_id,
+                        ts_ns: close.ts_ns,
+                    });
                 }
             }
             CaptureEvent::ProcExit { tgid, ts_ns } => {
@@ -123,9 +131,48 @@ impl Enricher {
         }
     }
 
+    /// Forgets a connection a later stage has given up on (idle or table eviction), so that its
+    /// next bytes go through [`Enricher::recover`] instead of vanishing downstream.
+    pub fn forget(&mut self, conn_id: u64) {
+        self.conns.remove(&conn_id);
+    }
+
+    /// Data for a connection whose open was never seen (lost in a full ring buffer) or was
+    /// forgotten: if these bytes start an HTTP message, the connection is resolved afresh, as the
+    /// kernel does for connections older than the sensor; otherwise they are counted and dropped.
+    fn recover(&mut self, chunk: RawChunk, out: &mut Vec<Event>) {
+        let role = match (message_start(&chunk.payload), chunk.direction) {
+            (Some(true), Direction::Ingress) | (Some(false), Direction::Egress) => Role::Server,
+            (Some(true), Direction::Egress) | (Some(false), Direction::Ingress) => Role::Client,
+            (None, _) => {
+                self.stats.orphan_chunks += 1;
+                return;
+            }
+        };
+        self.stats.recovered_connections += 1;
+        let open = RawOpen {
+            conn_id: chunk.conn_id,
+            tgid: chunk.tgid,
+            fd: chunk.fd,
+            ts_ns: chunk.ts_ns,
+            role,
+            origin: Origin::Inferred,
+            listen_fd: None,
+            remote: None,
+            unix: false,
+            comm: procinfo::comm(chunk.tgid).unwrap_or_default(),
+        };
+        self.conns.insert(chunk.conn_id, Conn::Opened(open));
+        self.push(CaptureEvent::Data(chunk), out);
+    }
+
     /// Builds the connection's metadata, or `None` when it must not be reported.
     fn resolve(&mut self, open: RawOpen) -> Option<ConnMeta> {
-        let sockets = if open.unix { None } else { procinfo::socket_addrs(open.tgid, open.fd) };
+        let sockets = if open.unix {
+            None
+        } else {
+            procinfo::socket_addrs(open.tgid, open.fd)
+        };
         if open.origin == Origin::Inferred && procinfo::is_socket(open.tgid, open.fd) == Some(false) {
             // HTTP-looking bytes on a file or pipe: not traffic.
             self.stats.not_socket += 1;
@@ -168,12 +215,34 @@ impl Enricher {
     }
 }
 
+/// `Some(true)` if `bytes` start an HTTP/1 request, `Some(false)` a response, `None` otherwise.
+fn message_start(bytes: &[u8]) -> Option<bool> {
+    const METHODS: &[&[u8]] = &[
+        b"GET ",
+        b"POST ",
+        b"PUT ",
+        b"HEAD ",
+        b"DELETE ",
+        b"PATCH ",
+        b"OPTIONS ",
+        b"CONNECT ",
+        b"TRACE ",
+    ];
+    if bytes.starts_with(b"HTTP/1.") {
+        Some(false)
+    } else if METHODS.iter().any(|m| bytes.starts_with(m)) {
+        Some(true)
+    } else {
+        None
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use bytes::Bytes;
 
     use super::*;
-    use crate::capture::event::{Direction, RawChunk, RawClose, Role};
+    use crate::capture::event::RawClose;
 
     fn open(conn_id: u64, tgid: u32) -> CaptureEvent {
         CaptureEvent::Open(RawOpen {
@@ -194,6 +263,7 @@ mod tests {
         CaptureEvent::Data(RawChunk {
             conn_id,
             tgid: 1,
+            fd: 1_000_000,
             ts_ns: 2,
             direction: Direction::Ingress,
             offset: 0,
@@ -211,7 +281,13 @@ mod tests {
         e.push(data(1), &mut out);
         e.push(data(1), &mut out);
         e.push(
-            CaptureEvent::Close(RawClose { conn_id: 1, tgid: 1, ts_ns: 3, ingress_bytes: 6, egress_bytes: 0 }),
+            CaptureEvent::Close(RawClose {
+                conn_id: 1,
+                tgid: 1,
+                ts_ns: 3,
+                ingress_bytes: 6,
+                egress_bytes: 0,
+            }),
             &mut out,
         );
         assert!(matches!(out[0], Event::Open(ref m) if m.remote == Some("10.0.0.1:4000".parse().unwrap())));
@@ -222,7 +298,13 @@ mod tests {
 
     #[test]
     fn filter_drops_and_mutes() {
-        let mut e = Enricher::new(Filter { pids: vec![], ports: vec![80] }, 16);
+        let mut e = Enricher::new(
+            Filter {
+                pids: vec![],
+                ports: vec![80],
+            },
+            16,
+        );
         let mut out = Vec::new();
         e.push(open(1, 1), &mut out);
         e.push(data(1), &mut out);
@@ -247,11 +329,46 @@ mod tests {
     }
 
     #[test]
-    fn orphan_data_is_counted() {
+    fn orphan_data_mid_message_is_counted() {
         let mut e = Enricher::new(Filter::default(), 16);
         let mut out = Vec::new();
-        e.push(data(5), &mut out);
+        let CaptureEvent::Data(mut chunk) = data(5) else {
+            unreachable!()
+        };
+        chunk.payload = Bytes::from_static(b"tail of a body");
+        e.push(CaptureEvent::Data(chunk), &mut out);
         assert!(out.is_empty());
         assert_eq!(e.stats.orphan_chunks, 1);
+    }
+
+    #[test]
+    fn orphan_data_starting_a_message_recovers_the_connection() {
+        let mut e = Enricher::new(Filter::default(), 16);
+        let mut out = Vec::new();
+        let CaptureEvent::Data(mut chunk) = data(5) else {
+            unreachable!()
+        };
+        chunk.payload = Bytes::from_static(b"HTTP/1.1 200 OK\r\n");
+        chunk.direction = Direction::Egress;
+        e.push(CaptureEvent::Data(chunk), &mut out);
+        assert_eq!(e.stats.recovered_connections, 1);
+        assert!(matches!(&out[0], Event::Open(m) if m.role == Role::Server && m.origin == Origin::Inferred));
+        assert!(matches!(out[1], Event::Data(_)));
+    }
+
+    #[test]
+    fn forgotten_connections_recover_on_their_next_message() {
+        let mut e = Enricher::new(Filter::default(), 16);
+        let mut out = Vec::new();
+        e.push(open(1, 1), &mut out);
+        e.push(data(1), &mut out);
+        e.forget(1);
+        out.clear();
+        let CaptureEvent::Data(mut chunk) = data(1) else {
+            unreachable!()
+        };
+        chunk.payload = Bytes::from_static(b"GET /again HTTP/1.1\r\n");
+        e.push(CaptureEvent::Data(chunk), &mut out);
+        assert!(matches!(&out[0], Event::Open(m) if m.role == Role::Server));
     }
 }

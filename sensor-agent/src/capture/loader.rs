@@ -51,7 +51,9 @@ pub enum LoadError {
     NoObject,
     #[error("apisense needs root (or CAP_BPF + CAP_PERFMON + CAP_SYS_PTRACE) to load eBPF programs")]
     NotPrivileged,
-    #[error("kernel BTF not found at /sys/kernel/btf/vmlinux (needs a kernel built with CONFIG_DEBUG_INFO_BTF)")]
+    #[error(
+        "kernel BTF not found at /sys/kernel/btf/vmlinux (needs a kernel built with CONFIG_DEBUG_INFO_BTF)"
+    )]
     NoBtf,
     #[error(
         "tracefs is not mounted and could not be mounted ({0}); mount it with \
@@ -129,7 +131,13 @@ pub fn load(options: &LoadOptions) -> Result<Probes, LoadError> {
     let ring = take_map(&mut ebpf, "EVENTS", RingBuf::try_from)?;
     let counters = take_map(&mut ebpf, "COUNTERS", PerCpuArray::try_from)?;
     let conns = take_map(&mut ebpf, "CONNS", HashMap::try_from)?;
-    Ok(Probes { ebpf, ring, counters, conns, attached })
+    Ok(Probes {
+        ebpf,
+        ring,
+        counters,
+        conns,
+        attached,
+    })
 }
 
 fn take_map<T>(
@@ -155,7 +163,11 @@ fn attach(ebpf: &mut Ebpf, category: &'static str, name: &'static str) -> Result
     })?;
     program
         .attach(category, name)
-        .map_err(|source| LoadError::Attach { category, name, source })?;
+        .map_err(|source| LoadError::Attach {
+            category,
+            name,
+            source,
+        })?;
     Ok(())
 }
 
@@ -174,9 +186,7 @@ fn preflight() -> Result<(), LoadError> {
 
 fn ensure_tracefs() -> Result<(), LoadError> {
     const TRACEFS: &str = "/sys/kernel/tracing";
-    if Path::new(TRACEFS).join("events").exists()
-        || Path::new("/sys/kernel/debug/tracing/events").exists()
-    {
+    if Path::new(TRACEFS).join("events").exists() || Path::new("/sys/kernel/debug/tracing/events").exists() {
         return Ok(());
     }
     // A DaemonSet pod or a fresh VM may not have it mounted; mounting it is harmless and is what
@@ -200,13 +210,17 @@ fn ensure_tracefs() -> Result<(), LoadError> {
 fn forward_kernel_logs(ebpf: &mut Ebpf) {
     match aya_log::EbpfLogger::init(ebpf) {
         // SAFETY: the logger owns its ring-buffer fd for as long as the AsyncFd lives.
-        Ok(logger) => match unsafe { tokio::io::unix::AsyncFd::register_with_interest(logger, tokio::io::Interest::READABLE) }
-            .map_err(|e| e.to_string())
+        Ok(logger) => match unsafe {
+            tokio::io::unix::AsyncFd::register_with_interest(logger, tokio::io::Interest::READABLE)
+        }
+        .map_err(|e| e.to_string())
         {
             Ok(mut fd) => {
                 tokio::spawn(async move {
                     loop {
-                        let Ok(mut guard) = fd.readable_mut().await else { break };
+                        let Ok(mut guard) = fd.readable_mut().await else {
+                            break;
+                        };
                         guard.get_inner_mut().flush();
                         guard.clear_ready();
                     }

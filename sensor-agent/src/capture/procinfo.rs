@@ -59,6 +59,16 @@ fn socket_inode(tgid: u32, fd: i32) -> Option<u64> {
     link.strip_prefix("socket:[")?.strip_suffix(']')?.parse().ok()
 }
 
+/// The process's command name, as the kernel's `comm` (for connections whose open was missed).
+pub fn comm(tgid: u32) -> Option<String> {
+    Some(
+        fs::read_to_string(format!("/proc/{tgid}/comm"))
+            .ok()?
+            .trim_end()
+            .to_owned(),
+    )
+}
+
 /// Whether fd is (still) a socket; `None` when the process or fd is gone.
 pub fn is_socket(tgid: u32, fd: i32) -> Option<bool> {
     let link = fs::read_link(format!("/proc/{tgid}/fd/{fd}")).ok()?;
@@ -98,6 +108,8 @@ fn parse_addr(field: &str) -> Option<SocketAddr> {
 
 #[cfg(test)]
 mod tests {
+    use std::os::fd::AsRawFd;
+
     use super::*;
 
     const TCP: &str = "  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode
@@ -139,7 +151,6 @@ mod tests {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let addr = listener.local_addr().unwrap();
         let client = std::net::TcpStream::connect(addr).unwrap();
-        use std::os::fd::AsRawFd;
         let (local, remote) = socket_addrs(std::process::id(), client.as_raw_fd()).unwrap();
         assert_eq!(remote, addr);
         assert_eq!(local, client.local_addr().unwrap());

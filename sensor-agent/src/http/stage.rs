@@ -38,7 +38,11 @@ pub struct HttpStage {
 impl HttpStage {
     #[must_use]
     pub fn new(limits: Limits) -> Self {
-        HttpStage { limits, conns: HashMap::new(), closed: HttpStageStats::default() }
+        HttpStage {
+            limits,
+            conns: HashMap::new(),
+            closed: HttpStageStats::default(),
+        }
     }
 
     pub fn push(&mut self, event: StreamEvent, out: &mut Vec<Observed>) {
@@ -49,8 +53,14 @@ impl HttpStage {
                 self.conns.insert(meta.conn_id, Tracked { meta, conn });
                 return;
             }
-            StreamEvent::Segment { conn_id, direction, segment } => {
-                let Some(t) = self.conns.get_mut(&conn_id) else { return };
+            StreamEvent::Segment {
+                conn_id,
+                direction,
+                segment,
+            } => {
+                let Some(t) = self.conns.get_mut(&conn_id) else {
+                    return;
+                };
                 let side = if direction == t.meta.role.request_direction() {
                     StreamSide::Request
                 } else {
@@ -60,14 +70,19 @@ impl HttpStage {
                 Arc::clone(&t.meta)
             }
             StreamEvent::Close { conn_id, ts_ns } => {
-                let Some(mut t) = self.conns.remove(&conn_id) else { return };
+                let Some(mut t) = self.conns.remove(&conn_id) else {
+                    return;
+                };
                 t.conn.close(ts_ns, &mut exchanges);
                 add(&mut self.closed, &t.conn);
                 t.meta
             }
         };
         self.closed.exchanges += exchanges.len() as u64;
-        out.extend(exchanges.into_iter().map(|exchange| Observed { meta: Arc::clone(&meta), exchange }));
+        out.extend(exchanges.into_iter().map(|exchange| Observed {
+            meta: Arc::clone(&meta),
+            exchange,
+        }));
     }
 
     #[must_use]

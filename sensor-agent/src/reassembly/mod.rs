@@ -11,7 +11,7 @@ use std::{collections::HashMap, sync::Arc};
 
 use bytes::Bytes;
 
-use crate::capture::{ConnMeta, Direction, Event};
+use crate::capture::{ConnMeta, Direction, Event, Origin};
 pub use stream::{Stream, StreamLimits};
 
 /// One in-order piece of a directional byte stream.
@@ -26,8 +26,15 @@ pub enum Segment {
 #[derive(Clone, Debug)]
 pub enum StreamEvent {
     Open(Arc<ConnMeta>),
-    Segment { conn_id: u64, direction: Direction, segment: Segment },
-    Close { conn_id: u64, ts_ns: u64 },
+    Segment {
+        conn_id: u64,
+        direction: Direction,
+        segment: Segment,
+    },
+    Close {
+        conn_id: u64,
+        ts_ns: u64,
+    },
 }
 
 #[derive(Debug, Default, Clone, Copy, serde::Serialize)]
@@ -81,7 +88,11 @@ const DIRECTIONS: [Direction; 2] = [Direction::Ingress, Direction::Egress];
 impl Reassembler {
     #[must_use]
     pub fn new(limits: ReassemblyLimits) -> Self {
-        Reassembler { limits, conns: HashMap::new(), stats: ReassemblyStats::default() }
+        Reassembler {
+            limits,
+            conns: HashMap::new(),
+            stats: ReassemblyStats::default(),
+        }
     }
 
     pub fn push(&mut self, event: Event, out: &mut Vec<StreamEvent>) {
@@ -90,8 +101,14 @@ impl Reassembler {
                 if self.conns.len() >= self.limits.max_connections {
                     self.evict_oldest(out);
                 }
+                // Connections recognised from their bytes were joined mid-way: their offsets start
+                // wherever the first captured chunk is.
+                let midway = meta.origin == Origin::Inferred;
                 let conn = Conn {
-                    streams: [Stream::new(self.limits.stream), Stream::new(self.limits.stream)],
+                    streams: [
+                        Stream::new(self.limits.stream, midway),
+                        Stream::new(self.limits.stream, midway),
+                    ],
                     last_ns: meta.opened_ns,
                 };
                 self.conns.insert(meta.conn_id, conn);
@@ -126,7 +143,9 @@ impl Reassembler {
     pub fn tick(&mut self, now_ns: u64, out: &mut Vec<StreamEvent>) {
         let ids: Vec<u64> = self.conns.keys().copied().collect();
         for conn_id in ids {
-            let Some(conn) = self.conns.get_mut(&conn_id) else { continue };
+            let Some(conn) = self.conns.get_mut(&conn_id) else {
+                continue;
+            };
             if now_ns.saturating_sub(conn.last_ns) > self.limits.idle_timeout_ns {
                 self.stats.idle_evictions += 1;
                 self.close(conn_id, now_ns, out);
@@ -135,7 +154,11 @@ impl Reassembler {
             for direction in DIRECTIONS {
                 let mut segments = Vec::new();
                 conn.streams[index(direction)].flush(now_ns, &mut segments, &mut self.stats);
-                out.extend(segments.into_iter().map(|segment| StreamEvent::Segment { conn_id, direction, segment }));
+                out.extend(segments.into_iter().map(|segment| StreamEvent::Segment {
+                    conn_id,
+                    direction,
+                    segment,
+                }));
             }
         }
     }
@@ -147,7 +170,11 @@ impl Reassembler {
         for direction in DIRECTIONS {
             let mut segments = Vec::new();
             conn.streams[index(direction)].flush(ts_ns, &mut segments, &mut self.stats);
-            out.extend(segments.into_iter().map(|segment| StreamEvent::Segment { conn_id, direction, segment }));
+            out.extend(segments.into_iter().map(|segment| StreamEvent::Segment {
+                conn_id,
+                direction,
+                segment,
+            }));
         }
         out.push(StreamEvent::Close { conn_id, ts_ns });
     }

@@ -15,7 +15,10 @@ pub struct StreamLimits {
 
 impl Default for StreamLimits {
     fn default() -> Self {
-        StreamLimits { max_pending_bytes: 256 * 1024, max_pending_chunks: 64 }
+        StreamLimits {
+            max_pending_bytes: 256 * 1024,
+            max_pending_chunks: 64,
+        }
     }
 }
 
@@ -27,16 +30,28 @@ struct Pending {
 
 pub struct Stream {
     limits: StreamLimits,
-    /// Offset of the next byte owed downstream.
-    next: u64,
+    /// Offset of the next byte owed downstream; `None` until the first chunk of a stream joined
+    /// mid-way (whose earlier bytes were never going to be seen, so they are not a gap).
+    next: Option<u64>,
     pending: BTreeMap<u64, Pending>,
     pending_bytes: u64,
 }
 
 impl Stream {
+    /// A stream whose first byte is at offset 0 (`joined_midway` false) or wherever its first
+    /// chunk starts.
     #[must_use]
-    pub fn new(limits: StreamLimits) -> Self {
-        Stream { limits, next: 0, pending: BTreeMap::new(), pending_bytes: 0 }
+    pub fn new(limits: StreamLimits, joined_midway: bool) -> Self {
+        Stream {
+            limits,
+            next: if joined_midway { None } else { Some(0) },
+            pending: BTreeMap::new(),
+            pending_bytes: 0,
+        }
+    }
+
+    fn next(&self) -> u64 {
+        self.next.unwrap_or(0)
     }
 
     /// Accepts the chunk covering `[offset, offset + len)` whose first `payload.len()` bytes were
@@ -53,7 +68,8 @@ impl Stream {
         if len == 0 {
             return;
         }
-        if offset > self.next {
+        let next = *self.next.get_or_insert(offset);
+        if offset > next {
             self.pending_bytes += len;
             if let Some(old) = self.pending.insert(offset, Pending { ts_ns, len, payload }) {
                 self.pending_bytes -= old.len;
@@ -82,18 +98,22 @@ impl Stream {
 
     fn skip_to_first_pending(&mut self, ts_ns: u64, out: &mut Vec<Segment>, stats: &mut ReassemblyStats) {
         if let Some((&first, _)) = self.pending.first_key_value()
-            && first > self.next
+            && first > self.next()
         {
-            let len = first - self.next;
+            let len = first - self.next();
             stats.gap_bytes += len;
             out.push(Segment::Gap { ts_ns, len });
-            self.next = first;
+            self.next = Some(first);
         }
     }
 
     fn drain(&mut self, out: &mut Vec<Segment>, stats: &mut ReassemblyStats) {
-        while let Some(entry) = self.pending.first_entry() {
-            if *entry.key() > self.next {
+        loop {
+            let next = self.next();
+            let Some(entry) = self.pending.first_entry() else {
+                break;
+            };
+            if *entry.key() > next {
                 break;
             }
             let offset = *entry.key();
@@ -114,24 +134,32 @@ impl Stream {
         stats: &mut ReassemblyStats,
     ) {
         let end = offset.saturating_add(len);
-        if end <= self.next {
+        let next = self.next();
+        if end <= next {
             stats.duplicate_bytes += len;
             return;
         }
-        let skip = self.next - offset;
+        let skip = next.saturating_sub(offset);
         stats.duplicate_bytes += skip;
         let captured = payload.len() as u64;
-        payload = if skip < captured { payload.slice(skip as usize..) } else { Bytes::new() };
-        let remaining = end - self.next;
+        payload = if skip < captured {
+            payload.slice(skip as usize..)
+        } else {
+            Bytes::new()
+        };
+        let remaining = end - next.max(offset);
         if !payload.is_empty() {
-            out.push(Segment::Data { ts_ns, bytes: payload.clone() });
+            out.push(Segment::Data {
+                ts_ns,
+                bytes: payload.clone(),
+            });
         }
         let missing = remaining - payload.len() as u64;
         if missing > 0 {
             stats.gap_bytes += missing;
             out.push(Segment::Gap { ts_ns, len: missing });
         }
-        self.next = end;
+        self.next = Some(end);
     }
 }
 
@@ -140,7 +168,13 @@ mod tests {
     use super::*;
 
     fn run(chunks: &[(u64, u64, &'static [u8])]) -> (Vec<Segment>, ReassemblyStats) {
-        let mut s = Stream::new(StreamLimits { max_pending_bytes: 100, max_pending_chunks: 4 });
+        let mut s = Stream::new(
+            StreamLimits {
+                max_pending_bytes: 100,
+                max_pending_chunks: 4,
+            },
+            false,
+        );
         let mut out = Vec::new();
         let mut stats = ReassemblyStats::default();
         for &(offset, len, payload) in chunks {
@@ -150,7 +184,10 @@ mod tests {
     }
 
     fn data(b: &'static [u8]) -> Segment {
-        Segment::Data { ts_ns: 1, bytes: Bytes::from_static(b) }
+        Segment::Data {
+            ts_ns: 1,
+            bytes: Bytes::from_static(b),
+        }
     }
 
     #[test]
@@ -168,7 +205,10 @@ mod tests {
     #[test]
     fn uncaptured_tail_is_a_gap_of_exact_size() {
         let (out, stats) = run(&[(0, 10, b"abc"), (10, 1, b"z")]);
-        assert_eq!(out, vec![data(b"abc"), Segment::Gap { ts_ns: 1, len: 7 }, data(b"z")]);
+        assert_eq!(
+            out,
+            vec![data(b"abc"), Segment::Gap { ts_ns: 1, len: 7 }, data(b"z")]
+        );
         assert_eq!(stats.gap_bytes, 7);
     }
 
@@ -181,15 +221,32 @@ mod tests {
 
     #[test]
     fn overflowing_pending_forces_a_gap() {
-        let (out, stats) = run(&[(10, 1, b"a"), (11, 1, b"b"), (12, 1, b"c"), (13, 1, b"d"), (14, 1, b"e")]);
+        let (out, stats) = run(&[
+            (10, 1, b"a"),
+            (11, 1, b"b"),
+            (12, 1, b"c"),
+            (13, 1, b"d"),
+            (14, 1, b"e"),
+        ]);
         assert_eq!(out[0], Segment::Gap { ts_ns: 1, len: 10 });
         assert_eq!(out.len(), 6);
         assert_eq!(stats.forced_gaps, 1);
     }
 
     #[test]
+    fn a_stream_joined_midway_starts_at_its_first_chunk() {
+        let mut s = Stream::new(StreamLimits::default(), true);
+        let mut out = Vec::new();
+        let mut stats = ReassemblyStats::default();
+        s.push(500, 3, Bytes::from_static(b"GET"), 1, &mut out, &mut stats);
+        s.push(503, 1, Bytes::from_static(b" "), 1, &mut out, &mut stats);
+        assert_eq!(out, vec![data(b"GET"), data(b" ")]);
+        assert_eq!(stats.gap_bytes, 0);
+    }
+
+    #[test]
     fn flush_turns_holes_into_gaps() {
-        let mut s = Stream::new(StreamLimits::default());
+        let mut s = Stream::new(StreamLimits::default(), false);
         let mut out = Vec::new();
         let mut stats = ReassemblyStats::default();
         s.push(5, 1, Bytes::from_static(b"x"), 1, &mut out, &mut stats);

@@ -5,9 +5,7 @@ use aya_ebpf::{
     macros::tracepoint,
     programs::TracePointContext,
 };
-use sensor_common::{
-    ConnClose, ConnOpen, ConnState, conn_key, counter, family, kind, origin, proto, role,
-};
+use sensor_common::{ConnClose, ConnOpen, ConnState, conn_key, counter, family, kind, origin, proto, role};
 
 use super::{arg, remember, ret, take};
 use crate::{

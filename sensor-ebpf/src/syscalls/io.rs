@@ -5,9 +5,10 @@ use aya_ebpf::{
     macros::tracepoint,
     programs::TracePointContext,
 };
+use aya_log_ebpf::debug;
 use sensor_common::{
-    CHUNK_SIZE, ConnState, DataEvent, DataHeader, MAX_CHUNKS_PER_CALL, MAX_IOVECS, conn_key,
-    counter, direction, kind, origin, proto, role, source,
+    CHUNK_SIZE, ConnState, DataEvent, DataHeader, MAX_CHUNKS_PER_CALL, MAX_IOVECS, conn_key, counter,
+    direction, kind, origin, proto, role, source,
 };
 
 use super::{arg, conn, remember, ret, take};
@@ -32,14 +33,62 @@ macro_rules! io_tracepoints {
     };
 }
 
-io_tracepoints!(sys_enter_read, sys_exit_read, direction::INGRESS, source::READ, Buffer);
-io_tracepoints!(sys_enter_write, sys_exit_write, direction::EGRESS, source::WRITE, Buffer);
-io_tracepoints!(sys_enter_readv, sys_exit_readv, direction::INGRESS, source::READV, Iovec);
-io_tracepoints!(sys_enter_writev, sys_exit_writev, direction::EGRESS, source::WRITEV, Iovec);
-io_tracepoints!(sys_enter_recvfrom, sys_exit_recvfrom, direction::INGRESS, source::RECVFROM, Buffer);
-io_tracepoints!(sys_enter_sendto, sys_exit_sendto, direction::EGRESS, source::SENDTO, Buffer);
-io_tracepoints!(sys_enter_recvmsg, sys_exit_recvmsg, direction::INGRESS, source::RECVMSG, Msghdr);
-io_tracepoints!(sys_enter_sendmsg, sys_exit_sendmsg, direction::EGRESS, source::SENDMSG, Msghdr);
+io_tracepoints!(
+    sys_enter_read,
+    sys_exit_read,
+    direction::INGRESS,
+    source::READ,
+    Buffer
+);
+io_tracepoints!(
+    sys_enter_write,
+    sys_exit_write,
+    direction::EGRESS,
+    source::WRITE,
+    Buffer
+);
+io_tracepoints!(
+    sys_enter_readv,
+    sys_exit_readv,
+    direction::INGRESS,
+    source::READV,
+    Iovec
+);
+io_tracepoints!(
+    sys_enter_writev,
+    sys_exit_writev,
+    direction::EGRESS,
+    source::WRITEV,
+    Iovec
+);
+io_tracepoints!(
+    sys_enter_recvfrom,
+    sys_exit_recvfrom,
+    direction::INGRESS,
+    source::RECVFROM,
+    Buffer
+);
+io_tracepoints!(
+    sys_enter_sendto,
+    sys_exit_sendto,
+    direction::EGRESS,
+    source::SENDTO,
+    Buffer
+);
+io_tracepoints!(
+    sys_enter_recvmsg,
+    sys_exit_recvmsg,
+    direction::INGRESS,
+    source::RECVMSG,
+    Msghdr
+);
+io_tracepoints!(
+    sys_enter_sendmsg,
+    sys_exit_sendmsg,
+    direction::EGRESS,
+    source::SENDMSG,
+    Msghdr
+);
 
 /// How a syscall passes its buffer: `(fd, buf, len)`, `(fd, iov, iovcnt)` or `(fd, msghdr, ..)`.
 #[derive(Clone, Copy)]
@@ -100,7 +149,7 @@ fn exit(ctx: &TracePointContext) -> u32 {
     let key = conn_key(tgid, p.fd);
     let state = match CONNS.get_ptr_mut(&key) {
         Some(state) => state,
-        None => match infer(&p, len, tgid) {
+        None => match infer(ctx, &p, len, tgid) {
             Some(state) => state,
             None => return 0,
         },
@@ -126,7 +175,7 @@ fn exit(ctx: &TracePointContext) -> u32 {
 /// A connection the sensor did not see open (it predates the sensor): track it if its bytes start
 /// an HTTP message. The role follows from direction and message kind.
 #[inline(always)]
-fn infer(p: &Pending, len: u64, tgid: u32) -> Option<*mut ConnState> {
+fn infer(ctx: &TracePointContext, p: &Pending, len: u64, tgid: u32) -> Option<*mut ConnState> {
     let head = first_bytes(p, len)?;
     if classify::classify(head) != proto::HTTP {
         return None;
@@ -135,7 +184,14 @@ fn infer(p: &Pending, len: u64, tgid: u32) -> Option<*mut ConnState> {
     let is_server = (p.direction == direction::INGRESS) == request;
     let r = if is_server { role::SERVER } else { role::CLIENT };
     let mut open = conn::new_open(tgid, p.fd, r, origin::INFERRED, -1);
-    conn::track(&mut open)
+    let state = conn::track(&mut open);
+    if state.is_some() {
+        debug!(
+            ctx,
+            "pre-existing HTTP connection recognised: tgid {} fd {}", tgid, p.fd
+        );
+    }
+    state
 }
 
 /// The first four bytes the syscall moved, if it moved at least four in its first buffer.
@@ -230,7 +286,8 @@ fn copy_out(p: &Pending, len: u64, base: u64, conn_id: u64, pid_tgid: u64, tgid:
         event.header.len = missing as u32;
         event.header.captured = 0;
         // SAFETY: the header is the first HEADER_LEN bytes of the scratch record.
-        let record = unsafe { core::slice::from_raw_parts(event as *const DataEvent as *const u8, HEADER_LEN) };
+        let record =
+            unsafe { core::slice::from_raw_parts(event as *const DataEvent as *const u8, HEADER_LEN) };
         emit::bytes(record, 0);
     }
 }
@@ -261,7 +318,11 @@ extern "C" fn copy_step(_index: u64, walk: *mut core::ffi::c_void) -> i64 {
     };
     // SAFETY: as in `copy_out`; the callback runs on the same CPU within the same program run.
     let event = unsafe { &mut *event };
-    let mut n = if w.left < w.len - w.done { w.left } else { w.len - w.done };
+    let mut n = if w.left < w.len - w.done {
+        w.left
+    } else {
+        w.len - w.done
+    };
     if n > CHUNK_SIZE as u64 {
         n = CHUNK_SIZE as u64;
     }
@@ -281,9 +342,7 @@ fn chunk(event: &mut DataEvent, src: u64, n: u32, offset: u64) {
     event.header.offset = offset;
     event.header.len = n;
     // SAFETY: n <= CHUNK_SIZE bytes into the payload array; the helper checks the user source.
-    let rc = unsafe {
-        generated::bpf_probe_read_user(event.payload.as_mut_ptr().cast(), n, src as *const _)
-    };
+    let rc = unsafe { generated::bpf_probe_read_user(event.payload.as_mut_ptr().cast(), n, src as *const _) };
     let captured = if rc == 0 {
         n
     } else {

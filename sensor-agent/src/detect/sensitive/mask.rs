@@ -17,8 +17,23 @@ const CREDENTIAL_HEADERS: &[&str] = &[
 
 /// Query parameter names (lowercase, `-`/`_` ignored) whose values are secrets.
 const SECRET_PARAMS: &[&str] = &[
-    "token", "accesstoken", "refreshtoken", "idtoken", "apikey", "key", "secret", "clientsecret",
-    "password", "passwd", "pwd", "auth", "authorization", "code", "sig", "signature", "session",
+    "token",
+    "accesstoken",
+    "refreshtoken",
+    "idtoken",
+    "apikey",
+    "key",
+    "secret",
+    "clientsecret",
+    "password",
+    "passwd",
+    "pwd",
+    "auth",
+    "authorization",
+    "code",
+    "sig",
+    "signature",
+    "session",
     "sessionid",
 ];
 
@@ -71,8 +86,14 @@ mod tests {
 
     #[test]
     fn authorization_keeps_scheme_only() {
-        assert_eq!(header_value("Authorization", b"Bearer abc.def.ghi"), "Bearer [REDACTED]");
-        assert_eq!(header_value("authorization", b"Basic dXNlcjpwYXNz"), "Basic [REDACTED]");
+        assert_eq!(
+            header_value("Authorization", b"Bearer abc.def.ghi"),
+            "Bearer [REDACTED]"
+        );
+        assert_eq!(
+            header_value("authorization", b"Basic dXNlcjpwYXNz"),
+            "Basic [REDACTED]"
+        );
         assert_eq!(header_value("Authorization", b"rawtoken"), REDACTED);
         assert_eq!(header_value("Cookie", b"sid=1"), REDACTED);
         assert_eq!(header_value("Set-Cookie", b"sid=1; HttpOnly"), REDACTED);
@@ -87,7 +108,10 @@ mod tests {
 
     #[test]
     fn secret_query_values_are_masked() {
-        assert_eq!(query("a=1&access_token=xyz&Api-Key=k&b="), "a=1&access_token=[REDACTED]&Api-Key=[REDACTED]&b=");
+        assert_eq!(
+            query("a=1&access_token=xyz&Api-Key=k&b="),
+            "a=1&access_token=[REDACTED]&Api-Key=[REDACTED]&b="
+        );
         assert_eq!(query("password=&x"), "password=&x");
     }
 }

@@ -1,0 +1,319 @@
+//! Shared harness: the agent, servers and clients as child processes that are killed on drop,
+//! and polling with deadlines instead of sleeps.
+use std::{
+    io::{BufRead, BufReader, Read, Write},
+    net::{TcpListener, TcpStream},
+    path::{Path, PathBuf},
+    process::{Child, Command, Stdio},
+    sync::{Arc, Mutex},
+    thread,
+    time::{Duration, Instant},
+};
+
+use serde_json::Value;
+
+pub fn agent_bin() -> PathBuf {
+    if let Some(bin) = std::env::var_os("APISENSE_BIN") {
+        return PathBuf::from(bin);
+    }
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/debug/apisense")
+}
+
+/// Whether the kernel tests can run here; under `cargo xtask test` (`APISENSE_E2E=1`) they must.
+pub fn kernel_available(test: &str) -> bool {
+    // SAFETY: no preconditions.
+    let root = unsafe { libc::geteuid() } == 0;
+    let btf = Path::new("/sys/kernel/btf/vmlinux").exists();
+    if root && btf {
+        return true;
+    }
+    assert!(
+        std::env::var_os("APISENSE_E2E").is_none(),
+        "{test}: needs root and kernel BTF (root={root}, btf={btf}) and APISENSE_E2E is set"
+    );
+    eprintln!("{test}: skipped: needs root and BTF (run `cargo xtask test`)");
+    false
+}
+
+/// A child process killed (and reaped) when dropped.
+pub struct Proc {
+    pub child: Child,
+}
+
+impl Proc {
+    pub fn spawn(cmd: &mut Command) -> Proc {
+        let child = cmd.spawn().unwrap_or_else(|e| panic!("spawning {cmd:?}: {e}"));
+        Proc { child }
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    pub fn is_running(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+pub struct Agent {
+    proc: Proc,
+    output: PathBuf,
+    stderr: Arc<Mutex<String>>,
+    _dir: tempfile::TempDir,
+}
+
+impl Agent {
+    /// Starts `apisense run --output FILE ARGS..` and waits for its "capturing" line.
+    pub fn start(args: &[&str]) -> Agent {
+        let dir = tempfile::tempdir().unwrap();
+        let output = dir.path().join("exchanges.jsonl");
+        let mut proc = Proc::spawn(
+            Command::new(agent_bin())
+                .arg("run")
+                .arg("--output")
+                .arg(&output)
+                .args(args)
+                .env("RUST_LOG", "info")
+                .stdout(Stdio::null())
+                .stderr(Stdio::piped()),
+        );
+        let stderr = Arc::new(Mutex::new(String::new()));
+        let pipe = proc.child.stderr.take().unwrap();
+        let sink = Arc::clone(&stderr);
+        thread::spawn(move || {
+            for line in BufReader::new(pipe).lines().map_while(Result::ok) {
+                eprintln!("[agent] {line}");
+                let mut s = sink.lock().unwrap();
+                s.push_str(&line);
+                s.push('\n');
+            }
+        });
+        let mut agent = Agent {
+            proc,
+            output,
+            stderr,
+            _dir: dir,
+        };
+        let deadline = Instant::now() + Duration::from_mins(1);
+        while !agent.stderr().contains("capturing") {
+            assert!(
+                agent.proc.is_running(),
+                "agent exited before capturing:\n{}",
+                agent.stderr()
+            );
+            assert!(
+                Instant::now() < deadline,
+                "agent not capturing after 60 s:\n{}",
+                agent.stderr()
+            );
+            thread::sleep(Duration::from_millis(20));
+        }
+        agent
+    }
+
+    pub fn stderr(&self) -> String {
+        self.stderr.lock().unwrap().clone()
+    }
+
+    pub fn is_running(&mut self) -> bool {
+        self.proc.is_running()
+    }
+
+    pub fn exchanges(&self) -> Vec<Value> {
+        let text = std::fs::read_to_string(&self.output).unwrap_or_default();
+        text.lines()
+            .filter(|l| !l.is_empty())
+            .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("bad JSONL line {l:?}: {e}")))
+            .collect()
+    }
+
+    /// Polls the output until `done` holds for the exchanges matching `filter`, or panics with
+    /// what was seen.
+    pub fn wait_for(
+        &self,
+        what: &str,
+        filter: impl Fn(&Value) -> bool,
+        done: impl Fn(&[Value]) -> bool,
+    ) -> Vec<Value> {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let seen: Vec<Value> = self.exchanges().into_iter().filter(|e| filter(e)).collect();
+            if done(&seen) {
+                return seen;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "timed out waiting for {what}; matching exchanges:\n{}\nagent log:\n{}",
+                seen.iter().map(Value::to_string).collect::<Vec<_>>().join("\n"),
+                self.stderr()
+            );
+            thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Interrupts the agent and returns its log.
+    pub fn stop(mut self) -> String {
+        // SAFETY: signalling our own child.
+        unsafe { libc::kill(self.proc.pid() as i32, libc::SIGINT) };
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while self.proc.is_running() && Instant::now() < deadline {
+            thread::sleep(Duration::from_millis(20));
+        }
+        assert!(!self.proc.is_running(), "agent ignored SIGINT");
+        thread::sleep(Duration::from_millis(100));
+        self.stderr()
+    }
+}
+
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+pub fn wait_listening(port: u16) {
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < deadline, "nothing listening on {port}");
+        thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// A python HTTP/1.1 server that answers any GET/POST with a JSON body naming the path, and echoes
+/// the path in `X-Echo-Path`, so a response can be matched to its request.
+pub const ECHO_SERVER: &str = r#"
+import json, sys
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+class H(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    def log_message(self, *a): pass
+    def reply(self):
+        n = int(self.headers.get("Content-Length") or 0)
+        if n: self.rfile.read(n)
+        body = json.dumps({"path": self.path}).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.send_header("X-Echo-Path", self.path)
+        self.end_headers()
+        self.wfile.write(body)
+    do_GET = reply
+    do_POST = reply
+ThreadingHTTPServer.daemon_threads = True
+ThreadingHTTPServer.request_queue_size = 256
+ThreadingHTTPServer(("127.0.0.1", int(sys.argv[1])), H).serve_forever()
+"#;
+
+pub fn echo_server(port: u16) -> Proc {
+    let p = Proc::spawn(
+        Command::new("python3")
+            .args(["-c", ECHO_SERVER, &port.to_string()])
+            .stdout(Stdio::null()),
+    );
+    wait_listening(port);
+    p
+}
+
+pub fn python(script: &str, args: &[&str]) -> std::process::Output {
+    let out = Command::new("python3")
+        .arg("-c")
+        .arg(script)
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "python client failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+pub fn curl(args: &[&str]) -> Proc {
+    Proc::spawn(
+        Command::new("curl")
+            .args(["-s", "-o", "/dev/null", "--max-time", "10"])
+            .args(args),
+    )
+}
+
+/// Runs curl to completion and returns its pid.
+pub fn curl_ok(args: &[&str]) -> u32 {
+    let mut p = curl(args);
+    let pid = p.pid();
+    let status = p.child.wait().unwrap();
+    assert!(status.success(), "curl {args:?} failed: {status}");
+    pid
+}
+
+/// nginx serving `root` on 127.0.0.1:port, with sendfile off (bodies go through write/writev).
+pub struct Nginx {
+    _proc: Proc,
+    _dir: tempfile::TempDir,
+}
+
+pub fn nginx(port: u16, files: &[(&str, &[u8])]) -> Nginx {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("www");
+    std::fs::create_dir_all(&root).unwrap();
+    for (name, content) in files {
+        std::fs::write(root.join(name), content).unwrap();
+    }
+    // Workers run as nobody: the tree must be world-readable.
+    for p in [dir.path(), root.as_path()] {
+        std::fs::set_permissions(p, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    }
+    let conf = dir.path().join("nginx.conf");
+    let d = dir.path().display();
+    let mut f = std::fs::File::create(&conf).unwrap();
+    write!(
+        f,
+        "daemon off; worker_processes 1; pid {d}/nginx.pid; error_log {d}/error.log;
+events {{ worker_connections 1024; }}
+http {{
+  access_log off; sendfile off; keepalive_requests 10000;
+  client_body_temp_path {d}/body; proxy_temp_path {d}/proxy; fastcgi_temp_path {d}/fastcgi;
+  uwsgi_temp_path {d}/uwsgi; scgi_temp_path {d}/scgi;
+  default_type application/octet-stream;
+  server {{
+    listen 127.0.0.1:{port};
+    root {root};
+    location /api/ {{ default_type application/json; return 200 '{{\"ok\":true}}'; }}
+  }}
+}}
+",
+        root = root.display()
+    )
+    .unwrap();
+    let proc = Proc::spawn(
+        Command::new("nginx")
+            .arg("-c")
+            .arg(&conf)
+            .arg("-e")
+            .arg(dir.path().join("error.log")),
+    );
+    wait_listening(port);
+    Nginx {
+        _proc: proc,
+        _dir: dir,
+    }
+}
+
+pub fn read_all(mut r: impl Read) -> Vec<u8> {
+    let mut v = Vec::new();
+    r.read_to_end(&mut v).unwrap();
+    v
+}
+
+pub fn str_at<'a>(v: &'a Value, path: &str) -> &'a str {
+    v.pointer(path).and_then(Value::as_str).unwrap_or_default()
+}

@@ -1,0 +1,211 @@
+//! Toolchain bootstrap (see DESIGN.md, "Build"): the eBPF programs build with the nightly
+//! toolchain and bpf-linker, which must link against the same LLVM as that nightly rustc. No LLVM
+//! development package of that version exists on these machines, but the nightly toolchain ships
+//! its own libLLVM; a prefix with that library and an `llvm-config` that prints its version is all
+//! bpf-linker's build needs.
+use std::{
+    env, fs,
+    os::unix::fs::{PermissionsExt, symlink},
+    path::{Path, PathBuf},
+    process::{Command, Stdio},
+};
+
+use anyhow::{Context as _, bail};
+
+const BPF_LINKER_VERSION: &str = "0.13.0";
+/// Debian packages the end-to-end tests drive.
+const TEST_PACKAGES: &[(&str, &str)] = &[("nginx", "/usr/sbin/nginx"), ("curl", "/usr/bin/curl")];
+
+pub fn workspace_root() -> anyhow::Result<PathBuf> {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .map(Path::to_path_buf)
+        .context("xtask has no parent directory")
+}
+
+pub fn run(test_deps: bool) -> anyhow::Result<()> {
+    ensure_rust_src()?;
+    ensure_bpf_linker()?;
+    if is_root() {
+        mount_if_missing("tracefs", "/sys/kernel/tracing", "/sys/kernel/tracing/events")?;
+        mount_if_missing("bpf", "/sys/fs/bpf", "/sys/fs/bpf/.")?;
+        if test_deps {
+            ensure_packages()?;
+        }
+    } else {
+        eprintln!("xtask: not root: skipping mounts and packages (running the sensor needs root)");
+    }
+    Ok(())
+}
+
+fn ensure_rust_src() -> anyhow::Result<()> {
+    let installed = output(
+        "rustup",
+        &["component", "list", "--toolchain", "nightly", "--installed"],
+    )?;
+    if installed.lines().any(|l| l.starts_with("rust-src")) {
+        return Ok(());
+    }
+    eprintln!("xtask: adding rust-src to the nightly toolchain");
+    status(
+        "rustup",
+        &["component", "add", "rust-src", "--toolchain", "nightly"],
+        &[],
+    )
+}
+
+/// The nightly's LLVM (version, library path), read from the toolchain itself.
+fn nightly_llvm() -> anyhow::Result<(String, PathBuf)> {
+    let verbose = output("rustc", &["+nightly", "-vV"])?;
+    let version = verbose
+        .lines()
+        .find_map(|l| l.strip_prefix("LLVM version: "))
+        .context("nightly rustc does not report its LLVM version")?
+        .trim()
+        .to_owned();
+    let sysroot = PathBuf::from(output("rustc", &["+nightly", "--print", "sysroot"])?.trim());
+    let lib = fs::read_dir(sysroot.join("lib"))
+        .with_context(|| format!("reading {}/lib", sysroot.display()))?
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .find(|p| {
+            p.file_name().and_then(|n| n.to_str()).is_some_and(|n| {
+                n.starts_with("libLLVM.so.") || (n.starts_with("libLLVM-") && n.ends_with(".so"))
+            })
+        })
+        .with_context(|| format!("no libLLVM in {}/lib", sysroot.display()))?;
+    Ok((version, lib))
+}
+
+fn ensure_bpf_linker() -> anyhow::Result<()> {
+    let (version, lib) = nightly_llvm()?;
+    let cache = cache_dir()?;
+    let stamp_path = cache.join("bpf-linker.stamp");
+    let stamp = format!(
+        "bpf-linker {BPF_LINKER_VERSION} llvm {version} {}\n",
+        lib.display()
+    );
+    let works = Command::new("bpf-linker")
+        .arg("--version")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if works && fs::read_to_string(&stamp_path).is_ok_and(|s| s == stamp) {
+        return Ok(());
+    }
+    let major = version.split('.').next().unwrap_or_default().to_owned();
+    eprintln!(
+        "xtask: building bpf-linker {BPF_LINKER_VERSION} against the nightly's LLVM {version} (about a minute)"
+    );
+    let prefix = cache.join("llvm-prefix");
+    fs::create_dir_all(prefix.join("bin"))?;
+    fs::create_dir_all(prefix.join("lib"))?;
+    let config = prefix.join("bin/llvm-config");
+    fs::write(&config, format!("#!/bin/sh\necho {version}\n"))?;
+    fs::set_permissions(&config, fs::Permissions::from_mode(0o755))?;
+    // Both names: `libLLVM.so` for the build, the versioned one for the linker's runtime lookup
+    // (its RUNPATH points here, so it works outside `rustup run` too).
+    for name in [
+        "libLLVM.so".to_owned(),
+        lib.file_name().unwrap_or_default().to_string_lossy().into_owned(),
+    ] {
+        let link = prefix.join("lib").join(name);
+        let _ = fs::remove_file(&link);
+        symlink(&lib, &link).with_context(|| format!("linking {}", link.display()))?;
+    }
+    status(
+        "cargo",
+        &[
+            "+nightly",
+            "install",
+            "bpf-linker",
+            "--version",
+            BPF_LINKER_VERSION,
+            "--force",
+            "--no-default-features",
+            "--features",
+            &format!("llvm-{major}"),
+        ],
+        &[("LLVM_PREFIX", prefix.as_os_str())],
+    )?;
+    fs::write(&stamp_path, stamp)?;
+    Ok(())
+}
+
+fn cache_dir() -> anyhow::Result<PathBuf> {
+    let base = env::var_os("XDG_CACHE_HOME")
+        .map(PathBuf::from)
+        .or_else(|| env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))
+        .context("neither XDG_CACHE_HOME nor HOME is set")?;
+    let dir = base.join("apisense");
+    fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    Ok(dir)
+}
+
+fn mount_if_missing(fs_type: &str, target: &str, probe: &str) -> anyhow::Result<()> {
+    let mounts = fs::read_to_string("/proc/self/mounts").unwrap_or_default();
+    if mounts
+        .lines()
+        .any(|l| l.split_whitespace().nth(1) == Some(target))
+        || Path::new(probe).exists() && fs_type == "tracefs"
+    {
+        return Ok(());
+    }
+    eprintln!("xtask: mounting {fs_type} at {target}");
+    status("mount", &["-t", fs_type, fs_type, target], &[])
+}
+
+fn ensure_packages() -> anyhow::Result<()> {
+    let missing: Vec<&str> = TEST_PACKAGES
+        .iter()
+        .filter(|(_, path)| !Path::new(path).exists())
+        .map(|(p, _)| *p)
+        .collect();
+    if missing.is_empty() {
+        return Ok(());
+    }
+    eprintln!("xtask: installing {}", missing.join(" "));
+    let mut args = vec!["install", "-y", "--no-install-recommends"];
+    args.extend(&missing);
+    let env = [("DEBIAN_FRONTEND", std::ffi::OsStr::new("noninteractive"))];
+    if status("apt-get", &args, &env).is_err() {
+        status("apt-get", &["update"], &env)?;
+        status("apt-get", &args, &env)?;
+    }
+    Ok(())
+}
+
+fn is_root() -> bool {
+    output("id", &["-u"]).is_ok_and(|s| s.trim() == "0")
+}
+
+fn output(program: &str, args: &[&str]) -> anyhow::Result<String> {
+    let out = Command::new(program)
+        .args(args)
+        .output()
+        .with_context(|| format!("running {program} {}", args.join(" ")))?;
+    if !out.status.success() {
+        bail!(
+            "{program} {} failed: {}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+fn status(program: &str, args: &[&str], env: &[(&str, &std::ffi::OsStr)]) -> anyhow::Result<()> {
+    let mut cmd = Command::new(program);
+    cmd.args(args);
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let st = cmd
+        .status()
+        .with_context(|| format!("running {program} {}", args.join(" ")))?;
+    if !st.success() {
+        bail!("{program} {} failed ({st})", args.join(" "));
+    }
+    Ok(())
+}
