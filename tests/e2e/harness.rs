@@ -128,7 +128,10 @@ impl Agent {
 
     pub fn exchanges(&self) -> Vec<Value> {
         let text = std::fs::read_to_string(&self.output).unwrap_or_default();
-        text.lines()
+        // The agent may be mid-write: only newline-terminated lines are complete records.
+        let complete = text.rfind('\n').map_or("", |end| &text[..end]);
+        complete
+            .lines()
             .filter(|l| !l.is_empty())
             .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("bad JSONL line {l:?}: {e}")))
             .collect()
@@ -277,7 +280,7 @@ pub fn nginx(port: u16, files: &[(&str, &[u8])]) -> Nginx {
     let mut f = std::fs::File::create(&conf).unwrap();
     write!(
         f,
-        "daemon off; worker_processes 1; pid {d}/nginx.pid; error_log {d}/error.log;
+        "daemon off; master_process off; pid {d}/nginx.pid; error_log {d}/error.log;
 events {{ worker_connections 1024; }}
 http {{
   access_log off; sendfile off; keepalive_requests 10000;

@@ -68,10 +68,12 @@ fn nightly_llvm() -> anyhow::Result<(String, PathBuf)> {
         .with_context(|| format!("reading {}/lib", sysroot.display()))?
         .filter_map(Result::ok)
         .map(|e| e.path())
+        // The versioned name (`libLLVM.so.22.1-rust-...`), which is what bpf-linker records as
+        // its NEEDED entry when linked against the `libLLVM.so` symlink.
         .find(|p| {
-            p.file_name().and_then(|n| n.to_str()).is_some_and(|n| {
-                n.starts_with("libLLVM.so.") || (n.starts_with("libLLVM-") && n.ends_with(".so"))
-            })
+            p.file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n.starts_with("libLLVM.so."))
         })
         .with_context(|| format!("no libLLVM in {}/lib", sysroot.display()))?;
     Ok((version, lib))

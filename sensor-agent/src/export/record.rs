@@ -7,7 +7,7 @@ use serde::Serialize;
 use super::clock::Clock;
 use crate::{
     detect::sensitive::mask,
-    http::{Body, Headers, Request, Response, stage::Observed},
+    http::{Anomaly, Body, Headers, Request, Response, Version, stage::Observed},
 };
 
 #[derive(Debug, Serialize)]
@@ -40,7 +40,7 @@ pub struct RequestRecord {
     pub headers: BTreeMap<String, String>,
     pub body_size: u64,
     #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub anomalies: Vec<String>,
+    pub anomalies: Vec<&'static str>,
 }
 
 #[derive(Debug, Serialize)]
@@ -50,7 +50,7 @@ pub struct ResponseRecord {
     pub headers: BTreeMap<String, String>,
     pub body_size: u64,
     #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub anomalies: Vec<String>,
+    pub anomalies: Vec<&'static str>,
 }
 
 impl ExchangeRecord {
@@ -103,21 +103,29 @@ fn request(r: &Request) -> RequestRecord {
         method: r.method.clone(),
         path,
         query,
-        version: r.version.as_str(),
+        version: version(r.version),
         headers: headers(&r.headers),
         body_size: body_size(&r.body),
-        anomalies: r.anomalies.iter().map(|a| format!("{a:?}")).collect(),
+        anomalies: anomalies(&r.anomalies),
     }
 }
 
 fn response(r: &Response) -> ResponseRecord {
     ResponseRecord {
         status: r.status,
-        version: r.version.as_str(),
+        version: version(r.version),
         headers: headers(&r.headers),
         body_size: body_size(&r.body),
-        anomalies: r.anomalies.iter().map(|a| format!("{a:?}")).collect(),
+        anomalies: anomalies(&r.anomalies),
     }
+}
+
+fn version(v: Version) -> &'static str {
+    v.as_str()
+}
+
+fn anomalies(list: &[Anomaly]) -> Vec<&'static str> {
+    list.iter().map(|a| a.as_str()).collect()
 }
 
 fn body_size(body: &Body) -> u64 {

@@ -1,27 +1,97 @@
-//! TEMPORARY stub until the real parser lands.
-#![allow(dead_code, clippy::pedantic, unused)]
+//! HTTP/1.x parsing for one captured TCP connection.
+//!
+//! **In:** the two directions of the connection as in-order [`Segment`]s,
+//! split anywhere, each either captured bytes or a gap of known length that
+//! was not captured; then one `close()`. Capture may start mid-connection.
+//!
+//! **Out:** [`Exchange`]s — a request paired FIFO with its response, in the
+//! order responses complete. A request that never gets a response is emitted
+//! with `response: None` at `close()` or when more than
+//! `max_pending_requests` are waiting; a response with no waiting request is
+//! emitted with `request: None`. Interim 1xx responses (except 101) are
+//! consumed silently. After a 101 or a 2xx to CONNECT the connection is no
+//! longer HTTP/1 and nothing more is parsed.
+//!
+//! Results do not depend on how the bytes are split into segments.
+//! Irregular but parseable messages are emitted with [`Anomaly`] flags; bytes
+//! that cannot be framed are skipped until something that looks like a
+//! message start ("resync").
+//!
+//! **Counted** in [`HttpStats`] (cumulative):
+//! - `parse_errors`: heads httparse rejects, oversized heads, bodies whose
+//!   length cannot be determined (invalid/conflicting Content-Length,
+//!   unusable request Transfer-Encoding, broken chunk framing);
+//! - `resyncs`: times the parser lost framing and had to search for a start
+//!   (after a parse error, a gap outside a body, or data seen mid-message
+//!   when capture began);
+//! - `bytes_skipped`: captured or gap bytes that belong to no emitted
+//!   message (searched past, dropped partial and oversized heads, gap bytes
+//!   beyond a body or outside any message, everything after an upgrade or
+//!   close). Blank lines between messages and interim 1xx responses are
+//!   legitimate traffic and not counted;
+//! - `unmatched_responses`, `pending_overflow`: see above;
+//! - `partial_heads_dropped`: heads cut off by a gap or by close.
+//!
+//! Memory per connection is bounded by [`Limits`]: per direction one head
+//! buffer (or, after a CONNECT/Upgrade request, one buffer of request bytes
+//! held until the response says whether they are still HTTP), one body
+//! capture, and the pending-request queue, each capped.
+//!
+//! `Body::captured` is always a contiguous prefix of the body: capture stops
+//! at the first gap inside it, while `Body::size` keeps counting.
+//!
+//! [`Segment`]: crate::reassembly::Segment
+
+mod chunked;
+mod exchange;
+mod head;
+mod pairing;
+mod parser;
+mod resync;
 pub mod stage;
-use crate::reassembly::Segment;
-#[derive(Clone, Debug)]
+
+#[cfg(test)]
+mod corpus_tests;
+#[cfg(test)]
+mod loss_tests;
+#[cfg(test)]
+mod tests;
+
+pub use exchange::{Anomaly, Body, Exchange, Headers, Request, Response, Version};
+pub use pairing::HttpConnection;
+
+/// Per-connection bounds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Limits {
+    /// Largest head (start line + fields) buffered; larger heads are reported
+    /// with [`Anomaly::HeadTooLarge`] and skipped.
     pub max_head_bytes: usize,
+    /// Body bytes kept in [`Body::captured`]; `Body::size` is exact regardless.
     pub max_body_capture: usize,
+    /// Requests waiting for a response before the oldest is given up on.
     pub max_pending_requests: usize,
 }
+
 impl Default for Limits {
     fn default() -> Self {
         Limits {
-            max_head_bytes: 65536,
-            max_body_capture: 65536,
+            max_head_bytes: 64 * 1024,
+            max_body_capture: 64 * 1024,
             max_pending_requests: 64,
         }
     }
 }
+
+/// Which direction of the connection a segment belongs to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum StreamSide {
+    /// Client to server.
     Request,
+    /// Server to client.
     Response,
 }
-#[derive(Default, Debug)]
+
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct HttpStats {
     pub parse_errors: u64,
     pub resyncs: u64,
@@ -30,76 +100,10 @@ pub struct HttpStats {
     pub pending_overflow: u64,
     pub partial_heads_dropped: u64,
 }
-#[derive(Debug)]
-pub struct HttpConnection {
-    stats: HttpStats,
-}
-impl HttpConnection {
-    pub fn new(_l: Limits) -> Self {
-        HttpConnection {
-            stats: HttpStats::default(),
-        }
+
+impl HttpStats {
+    /// Gap lengths are attacker-influenced u64s: saturate rather than wrap.
+    pub(crate) fn skipped(&mut self, n: u64) {
+        self.bytes_skipped = self.bytes_skipped.saturating_add(n);
     }
-    pub fn push(&mut self, _side: StreamSide, seg: Segment, out: &mut Vec<Exchange>) {
-        log::info!("seg {seg:?}");
-    }
-    pub fn close(&mut self, _ts: u64, _out: &mut Vec<Exchange>) {}
-    pub fn stats(&self) -> &HttpStats {
-        &self.stats
-    }
-}
-#[derive(Debug)]
-pub struct Exchange {
-    pub request: Option<Request>,
-    pub response: Option<Response>,
-}
-#[derive(Debug)]
-pub struct Request {
-    pub method: String,
-    pub target: String,
-    pub version: Version,
-    pub headers: Headers,
-    pub body: Body,
-    pub start_ns: u64,
-    pub end_ns: u64,
-    pub anomalies: Vec<Anomaly>,
-}
-#[derive(Debug)]
-pub struct Response {
-    pub status: u16,
-    pub reason: String,
-    pub version: Version,
-    pub headers: Headers,
-    pub body: Body,
-    pub start_ns: u64,
-    pub end_ns: u64,
-    pub anomalies: Vec<Anomaly>,
-}
-#[derive(Debug)]
-pub enum Version {
-    Http10,
-    Http11,
-}
-impl Version {
-    pub fn as_str(&self) -> &'static str {
-        "HTTP/1.1"
-    }
-}
-#[derive(Debug)]
-pub struct Headers(Vec<(String, Vec<u8>)>);
-impl Headers {
-    pub fn iter(&self) -> impl Iterator<Item = (&str, &[u8])> {
-        self.0.iter().map(|(a, b)| (a.as_str(), b.as_slice()))
-    }
-}
-#[derive(Debug)]
-pub struct Body {
-    pub size: u64,
-    pub captured: bytes::Bytes,
-    pub complete: bool,
-    pub chunked: bool,
-}
-#[derive(Debug)]
-pub enum Anomaly {
-    BodyGap,
 }

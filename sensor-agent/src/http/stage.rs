@@ -21,6 +21,8 @@ pub struct HttpStageStats {
     pub unmatched_responses: u64,
     pub pending_overflow: u64,
     pub partial_heads_dropped: u64,
+    /// Connections that switched away from HTTP/1 (WebSocket, CONNECT tunnels).
+    pub upgraded_connections: u64,
 }
 
 struct Tracked {
@@ -49,7 +51,7 @@ impl HttpStage {
         let mut exchanges = Vec::new();
         let meta = match event {
             StreamEvent::Open(meta) => {
-                let conn = HttpConnection::new(self.limits.clone());
+                let conn = HttpConnection::new(self.limits);
                 self.conns.insert(meta.conn_id, Tracked { meta, conn });
                 return;
             }
@@ -103,4 +105,5 @@ fn add(total: &mut HttpStageStats, conn: &HttpConnection) {
     total.unmatched_responses += s.unmatched_responses;
     total.pending_overflow += s.pending_overflow;
     total.partial_heads_dropped += s.partial_heads_dropped;
+    total.upgraded_connections += u64::from(conn.is_upgraded());
 }
