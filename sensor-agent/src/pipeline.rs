@@ -22,6 +22,7 @@ use crate::{
         enrich::{EnrichStats, Enricher},
         loader::{self, LoadOptions},
         losses::{self, KernelCounters},
+        tls_libs::{TlsAttacher, TlsStats},
     },
     config::RunConfig,
     export::{
@@ -60,7 +61,19 @@ async fn run_live(config: RunConfig) -> anyhow::Result<()> {
     let attached = probes.attached;
     let counters = probes.counters;
     let mut conns = probes.conns;
-    let _programs = probes.ebpf; // attached until the end of this function
+    let mut ebpf = probes.ebpf; // attached until the end of this function
+    let mut tls = TlsAttacher::new();
+    tls.scan_host(&mut ebpf);
+    let libraries = tls.describe();
+    log::info!(
+        "TLS libraries probed ({}): {}",
+        libraries.len(),
+        if libraries.is_empty() {
+            "none yet".to_owned()
+        } else {
+            libraries.join("; ")
+        }
+    );
     // SAFETY: the ring buffer owns its map fd and keeps it open for as long as the AsyncFd lives.
     let mut ring = unsafe { AsyncFd::register_with_interest(probes.ring, Interest::READABLE) }
         .map_err(|e| anyhow::anyhow!("polling the ring buffer: {e}"))?;
@@ -93,11 +106,19 @@ async fn run_live(config: RunConfig) -> anyhow::Result<()> {
                 }
                 stages.deliver(&capture_to_export);
                 mute(&mut conns, stages.enrich.take_mutes());
+                for event in stages.processes.drain(..) {
+                    match event {
+                        Event::Exec { tgid } => tls.on_exec(tgid),
+                        Event::Exit { tgid } => tls.on_exit(&mut ebpf, tgid),
+                        _ => {}
+                    }
+                }
             }
             _ = tick.tick() => {
                 stages.tick(monotonic_ns());
                 stages.deliver(&capture_to_export);
                 losses.check(losses::read(&counters));
+                tls.tick(&mut ebpf);
             }
             _ = sigterm.recv() => break,
             _ = sigint.recv() => break,
@@ -118,6 +139,7 @@ async fn run_live(config: RunConfig) -> anyhow::Result<()> {
         reassembly: stages.reassembly.stats,
         http: stages.http.stats(),
         kernel: losses::read(&counters),
+        tls: tls.stats,
     };
     log::info!("stopped: {}", serde_json::to_string(&summary).unwrap_or_default());
     Ok(())
@@ -132,6 +154,7 @@ struct Summary {
     reassembly: ReassemblyStats,
     http: HttpStageStats,
     kernel: KernelCounters,
+    tls: TlsStats,
 }
 
 /// Stops the kernel copying payload of connections the agent will not report.
@@ -183,6 +206,8 @@ struct Stages {
     events: Vec<Event>,
     streams: Vec<StreamEvent>,
     observed: Vec<Observed>,
+    /// Process exec/exit events for the TLS attacher.
+    processes: Vec<Event>,
     decode_errors: u64,
     export_dropped: u64,
 }
@@ -204,6 +229,7 @@ impl Stages {
             events: Vec::new(),
             streams: Vec::new(),
             observed: Vec::new(),
+            processes: Vec::new(),
             decode_errors: 0,
             export_dropped: 0,
         }
@@ -238,7 +264,11 @@ impl Stages {
 
     fn advance(&mut self) {
         for event in self.events.drain(..) {
-            self.reassembly.push(event, &mut self.streams);
+            if matches!(event, Event::Exec { .. } | Event::Exit { .. }) {
+                self.processes.push(event);
+            } else {
+                self.reassembly.push(event, &mut self.streams);
+            }
         }
         for stream in self.streams.drain(..) {
             if let StreamEvent::Close { conn_id, .. } = &stream {

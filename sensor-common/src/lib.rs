@@ -22,6 +22,8 @@ pub mod kind {
     pub const CONN_CLOSE: u32 = 3;
     /// [`super::ProcExit`].
     pub const PROC_EXIT: u32 = 4;
+    /// [`super::ProcExec`].
+    pub const PROC_EXEC: u32 = 5;
 }
 
 /// Direction of bytes as seen by the traced process.
@@ -59,6 +61,16 @@ pub mod source {
     pub const SENDTO: u8 = 6;
     pub const RECVMSG: u8 = 7;
     pub const SENDMSG: u8 = 8;
+    /// Plaintext at the TLS library (`SSL_read`, `SSL_read_ex`).
+    pub const SSL_READ: u8 = 9;
+    /// Plaintext at the TLS library (`SSL_write`, `SSL_write_ex`).
+    pub const SSL_WRITE: u8 = 10;
+}
+
+/// Bits of [`DataHeader::flags`].
+pub mod data_flags {
+    /// Plaintext captured at the TLS library; offsets count plaintext bytes.
+    pub const TLS: u8 = 1;
 }
 
 /// Address families carried in [`ConnOpen::family`] (Linux values).
@@ -91,7 +103,11 @@ pub mod counter {
     pub const READ_FAILED_BYTES: u32 = 4;
     /// Payload bytes beyond [`super::MAX_CHUNKS_PER_CALL`] chunks (reported as gaps).
     pub const TRUNCATED_BYTES: u32 = 5;
-    pub const COUNT: u32 = 6;
+    /// TLS plaintext whose connection could not be determined (dropped).
+    pub const TLS_UNKNOWN_FD: u32 = 6;
+    /// TLS plaintext bytes in those dropped calls.
+    pub const TLS_UNKNOWN_FD_BYTES: u32 = 7;
+    pub const COUNT: u32 = 8;
 }
 
 /// Header of a [`kind::DATA`] record. It covers the stream range `[offset, offset + len)` of one
@@ -111,7 +127,8 @@ pub struct DataHeader {
     pub captured: u32,
     pub direction: u8,
     pub source: u8,
-    pub _pad: [u8; 6],
+    pub flags: u8,
+    pub _pad: [u8; 5],
 }
 const _: () = assert!(size_of::<DataHeader>() == 56);
 
@@ -162,6 +179,16 @@ pub struct ConnClose {
 }
 const _: () = assert!(size_of::<ConnClose>() == 48);
 
+/// A process called `execve`: it may map TLS libraries the agent has not probed yet.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+pub struct ProcExec {
+    pub kind: u32,
+    pub tgid: u32,
+    pub ts_ns: u64,
+}
+const _: () = assert!(size_of::<ProcExec>() == 16);
+
 /// A process (thread-group leader) exited: its connections are gone without `close(2)`.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default)]
@@ -188,13 +215,15 @@ pub mod proto {
 #[derive(Clone, Copy, Debug, Default)]
 pub struct ConnState {
     pub conn_id: u64,
-    /// Running stream offsets indexed by [`direction`].
+    /// Running stream offsets indexed by [`direction`] (bytes through the socket).
     pub offsets: [u64; 2],
+    /// Running plaintext offsets for TLS connections, indexed by [`direction`].
+    pub tls_offsets: [u64; 2],
     pub role: u8,
     pub proto: u8,
     pub _pad: [u8; 6],
 }
-const _: () = assert!(size_of::<ConnState>() == 32);
+const _: () = assert!(size_of::<ConnState>() == 48);
 
 /// Key of the kernel's connection map.
 #[must_use]

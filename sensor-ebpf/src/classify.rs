@@ -9,7 +9,7 @@ const HTTP_PREFIXES: [&[u8; 4]; 11] = [
 /// What the first four bytes of a connection say it carries.
 #[inline(always)]
 pub fn classify(head: [u8; 4]) -> u8 {
-    if head[0] == 0x16 && head[1] == 0x03 {
+    if is_tls_record(head) {
         return proto::TLS;
     }
     let mut i = 0;
@@ -26,4 +26,10 @@ pub fn classify(head: [u8; 4]) -> u8 {
 #[inline(always)]
 pub fn is_request(head: [u8; 4]) -> bool {
     head != *b"HTTP"
+}
+
+/// Whether these bytes start a TLS record: content type 20..=23, protocol major version 3.
+#[inline(always)]
+pub fn is_tls_record(head: [u8; 4]) -> bool {
+    (0x14..=0x17).contains(&head[0]) && head[1] == 0x03
 }

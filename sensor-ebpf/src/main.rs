@@ -12,6 +12,7 @@ mod filter;
 mod maps;
 mod process;
 mod syscalls;
+mod tls;
 
 #[cfg(not(test))]
 #[panic_handler]

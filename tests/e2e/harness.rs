@@ -191,9 +191,8 @@ pub fn wait_listening(port: u16) {
     }
 }
 
-/// A python HTTP/1.1 server that answers any GET/POST with a JSON body naming the path, and echoes
-/// the path in `X-Echo-Path`, so a response can be matched to its request.
-pub const ECHO_SERVER: &str = r#"
+/// The handler of [`ECHO_SERVER`], shared with the HTTPS variant.
+const ECHO_SERVER_CLASS: &str = r#"
 import json, sys
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 class H(BaseHTTPRequestHandler):
@@ -213,13 +212,20 @@ class H(BaseHTTPRequestHandler):
     do_POST = reply
 ThreadingHTTPServer.daemon_threads = True
 ThreadingHTTPServer.request_queue_size = 256
-ThreadingHTTPServer(("127.0.0.1", int(sys.argv[1])), H).serve_forever()
 "#;
+
+/// A python HTTP/1.1 server that answers any GET/POST with a JSON body naming the path, and echoes
+/// the path in `X-Echo-Path`, so a response can be matched to its request.
+pub fn echo_server_script() -> String {
+    format!(
+        "{ECHO_SERVER_CLASS}\nThreadingHTTPServer((\"127.0.0.1\", int(sys.argv[1])), H).serve_forever()\n"
+    )
+}
 
 pub fn echo_server(port: u16) -> Proc {
     let p = Proc::spawn(
         Command::new("python3")
-            .args(["-c", ECHO_SERVER, &port.to_string()])
+            .args(["-c", &echo_server_script(), &port.to_string()])
             .stdout(Stdio::null()),
     );
     wait_listening(port);
@@ -265,6 +271,15 @@ pub struct Nginx {
 }
 
 pub fn nginx(port: u16, files: &[(&str, &[u8])]) -> Nginx {
+    nginx_with(port, files, None)
+}
+
+/// nginx over TLS with the given certificate.
+pub fn nginx_tls(port: u16, files: &[(&str, &[u8])], cert: &Cert) -> Nginx {
+    nginx_with(port, files, Some(cert))
+}
+
+fn nginx_with(port: u16, files: &[(&str, &[u8])], cert: Option<&Cert>) -> Nginx {
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path().join("www");
     std::fs::create_dir_all(&root).unwrap();
@@ -288,13 +303,20 @@ http {{
   uwsgi_temp_path {d}/uwsgi; scgi_temp_path {d}/scgi;
   default_type application/octet-stream;
   server {{
-    listen 127.0.0.1:{port};
+    listen 127.0.0.1:{port}{ssl};
+    {certs}
     root {root};
     location /api/ {{ default_type application/json; return 200 '{{\"ok\":true}}'; }}
   }}
 }}
 ",
-        root = root.display()
+        root = root.display(),
+        ssl = if cert.is_some() { " ssl" } else { "" },
+        certs = cert.map_or(String::new(), |c| format!(
+            "ssl_certificate {}; ssl_certificate_key {};",
+            c.cert.display(),
+            c.key.display()
+        )),
     )
     .unwrap();
     let proc = Proc::spawn(
@@ -319,4 +341,106 @@ pub fn read_all(mut r: impl Read) -> Vec<u8> {
 
 pub fn str_at<'a>(v: &'a Value, path: &str) -> &'a str {
     v.pointer(path).and_then(Value::as_str).unwrap_or_default()
+}
+
+/// A self-signed certificate for 127.0.0.1 made with the openssl CLI.
+pub struct Cert {
+    pub cert: PathBuf,
+    pub key: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+pub fn self_signed_cert() -> Cert {
+    let dir = tempfile::tempdir().unwrap();
+    let cert = dir.path().join("cert.pem");
+    let key = dir.path().join("key.pem");
+    let out = Command::new("openssl")
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "1",
+            "-subj",
+            "/CN=127.0.0.1",
+            "-keyout",
+        ])
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .output()
+        .expect("running openssl");
+    assert!(
+        out.status.success(),
+        "openssl req: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    std::fs::set_permissions(dir.path(), std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    Cert { cert, key, _dir: dir }
+}
+
+/// A python HTTPS server (the `ssl` module over OpenSSL) answering like [`echo_server`].
+pub fn python_https_server(port: u16, cert: &Cert) -> Proc {
+    let script = format!(
+        "{ECHO_SERVER_CLASS}\nimport ssl\nctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)\nctx.load_cert_chain({:?}, {:?})\n\
+         s = ThreadingHTTPServer((\"127.0.0.1\", {port}), H)\ns.socket = ctx.wrap_socket(s.socket, server_side=True)\ns.serve_forever()\n",
+        cert.cert.display().to_string(),
+        cert.key.display().to_string(),
+    );
+    let p = Proc::spawn(
+        Command::new("python3")
+            .args(["-c", &script])
+            .stdout(Stdio::null()),
+    );
+    wait_listening(port);
+    p
+}
+
+/// A node HTTPS server (OpenSSL statically linked into node) answering like [`echo_server`].
+pub fn node_https_server(port: u16, cert: &Cert) -> Proc {
+    let script = format!(
+        "const fs = require('fs');
+         require('https').createServer({{key: fs.readFileSync({key:?}), cert: fs.readFileSync({cert:?})}}, (req, res) => {{
+           req.resume();
+           req.on('end', () => {{
+             const body = JSON.stringify({{path: req.url}});
+             res.writeHead(200, {{'Content-Type': 'application/json', 'Content-Length': Buffer.byteLength(body), 'X-Echo-Path': req.url}});
+             res.end(body);
+           }});
+         }}).listen({port}, '127.0.0.1');",
+        key = cert.key.display().to_string(),
+        cert = cert.cert.display().to_string(),
+    );
+    let p = Proc::spawn(Command::new("node").args(["-e", &script]).stdout(Stdio::null()));
+    wait_listening(port);
+    p
+}
+
+/// GETs `url` with node's https client (certificate checks off: the test CA is self-signed).
+pub fn node_get(url: &str) -> u32 {
+    let script = "const u = new URL(process.argv[1]);
+        require('https').get({host: u.hostname, port: u.port, path: u.pathname + u.search, rejectUnauthorized: false, agent: false}, res => {
+          res.resume(); res.on('end', () => process.exit(res.statusCode === 200 ? 0 : 1));
+        }).on('error', e => { console.error(e); process.exit(2); });";
+    let mut p = Proc::spawn(Command::new("node").args(["-e", script, url]));
+    let pid = p.pid();
+    assert!(p.child.wait().unwrap().success(), "node client failed for {url}");
+    pid
+}
+
+/// GETs `url` with python's urllib over `ssl` (certificate checks off).
+pub fn python_get(url: &str) -> u32 {
+    let script = "import ssl, sys, urllib.request
+ctx = ssl.create_default_context(); ctx.check_hostname = False; ctx.verify_mode = ssl.CERT_NONE
+with urllib.request.urlopen(sys.argv[1], context=ctx) as r:
+    r.read(); assert r.status == 200";
+    let mut p = Proc::spawn(Command::new("python3").args(["-c", script, url]));
+    let pid = p.pid();
+    assert!(
+        p.child.wait().unwrap().success(),
+        "python client failed for {url}"
+    );
+    pid
 }

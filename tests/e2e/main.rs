@@ -12,3 +12,4 @@ mod harness;
 
 mod cli;
 mod plaintext;
+mod tls;

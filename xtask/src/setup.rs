@@ -14,7 +14,11 @@ use anyhow::{Context as _, bail};
 
 const BPF_LINKER_VERSION: &str = "0.13.0";
 /// Debian packages the end-to-end tests drive.
-const TEST_PACKAGES: &[(&str, &str)] = &[("nginx", "/usr/sbin/nginx"), ("curl", "/usr/bin/curl")];
+const TEST_PACKAGES: &[(&str, &str)] = &[
+    ("nginx", "/usr/sbin/nginx"),
+    ("curl", "/usr/bin/curl"),
+    ("openssl", "/usr/bin/openssl"),
+];
 
 pub fn workspace_root() -> anyhow::Result<PathBuf> {
     Path::new(env!("CARGO_MANIFEST_DIR"))

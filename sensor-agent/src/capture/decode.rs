@@ -3,7 +3,7 @@
 use std::mem::size_of;
 
 use bytes::Bytes;
-use sensor_common::{ConnClose, ConnOpen, DataHeader, ProcExit, direction, kind};
+use sensor_common::{ConnClose, ConnOpen, DataHeader, ProcExec, ProcExit, data_flags, direction, kind};
 use thiserror::Error;
 
 use super::event::{CaptureEvent, Direction, RawChunk, RawClose, RawOpen};
@@ -51,6 +51,13 @@ pub fn decode(record: &[u8]) -> Result<CaptureEvent, DecodeError> {
                 ts_ns: p.ts_ns,
             })
         }
+        kind::PROC_EXEC => {
+            let p: ProcExec = read(record, kind::PROC_EXEC)?;
+            Ok(CaptureEvent::ProcExec {
+                tgid: p.tgid,
+                ts_ns: p.ts_ns,
+            })
+        }
         other => Err(DecodeError::UnknownKind(other)),
     }
 }
@@ -76,6 +83,8 @@ fn decode_data(record: &[u8]) -> Result<CaptureEvent, DecodeError> {
         fd: h.fd,
         ts_ns: h.ts_ns,
         direction,
+        tls: h.flags & data_flags::TLS != 0,
+        source: h.source,
         offset: h.offset,
         len: u64::from(h.len),
         payload: Bytes::copy_from_slice(&payload[..h.captured as usize]),
@@ -189,7 +198,7 @@ mod tests {
                 })
                 .collect();
             let _ = decode(&bytes);
-            for k in 1..=4u32 {
+            for k in 1..=5u32 {
                 let mut b = bytes.clone();
                 if b.len() >= 4 {
                     b[..4].copy_from_slice(&k.to_ne_bytes());

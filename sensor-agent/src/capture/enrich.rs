@@ -87,26 +87,19 @@ impl Enricher {
                 }
                 self.conns.insert(open.conn_id, Conn::Opened(open));
             }
-            CaptureEvent::Data(chunk) => match self.conns.get(&chunk.conn_id) {
-                Some(Conn::Announced { .. }) => out.push(Event::Data(chunk)),
-                Some(Conn::Ignored { .. }) => {}
-                Some(Conn::Opened(_)) => {
-                    if let Some(Conn::Opened(open)) = self.conns.remove(&chunk.conn_id) {
-                        let tgid = open.tgid;
-                        match self.resolve(open) {
-                            Some(meta) => {
-                                self.conns.insert(chunk.conn_id, Conn::Announced { tgid });
-                                out.push(Event::Open(Arc::new(meta)));
-                                out.push(Event::Data(chunk));
-                            }
-                            None => {
-                                self.conns.insert(chunk.conn_id, Conn::Ignored { tgid });
-                            }
-                        }
-                    }
-                }
-                None => self.recover(chunk, out),
-            },
+            CaptureEvent::Data(chunk) => {
+                log::trace!(
+                    "chunk conn {} {:?} offset {} len {} captured {} tls {} source {}",
+                    chunk.conn_id,
+                    chunk.direction,
+                    chunk.offset,
+                    chunk.len,
+                    chunk.payload.len(),
+                    chunk.tls,
+                    chunk.source
+                );
+                self.push_data(chunk, out);
+            }
             CaptureEvent::Close(close) => {
                 if let Some(Conn::Announced { .. }) = self.conns.remove(&close.conn_id) {
                     out.push(Event::Close {
@@ -127,7 +120,35 @@ impl Enricher {
                     }
                 });
                 self.procs.forget(tgid);
+                out.push(Event::Exit { tgid });
             }
+            CaptureEvent::ProcExec { tgid, .. } => {
+                self.procs.forget(tgid);
+                out.push(Event::Exec { tgid });
+            }
+        }
+    }
+
+    fn push_data(&mut self, chunk: RawChunk, out: &mut Vec<Event>) {
+        match self.conns.get(&chunk.conn_id) {
+            Some(Conn::Announced { .. }) => out.push(Event::Data(chunk)),
+            Some(Conn::Ignored { .. }) => {}
+            Some(Conn::Opened(_)) => {
+                if let Some(Conn::Opened(open)) = self.conns.remove(&chunk.conn_id) {
+                    let tgid = open.tgid;
+                    match self.resolve(open, chunk.tls) {
+                        Some(meta) => {
+                            self.conns.insert(chunk.conn_id, Conn::Announced { tgid });
+                            out.push(Event::Open(Arc::new(meta)));
+                            out.push(Event::Data(chunk));
+                        }
+                        None => {
+                            self.conns.insert(chunk.conn_id, Conn::Ignored { tgid });
+                        }
+                    }
+                }
+            }
+            None => self.recover(chunk, out),
         }
     }
 
@@ -167,7 +188,7 @@ impl Enricher {
     }
 
     /// Builds the connection's metadata, or `None` when it must not be reported.
-    fn resolve(&mut self, open: RawOpen) -> Option<ConnMeta> {
+    fn resolve(&mut self, open: RawOpen, tls: bool) -> Option<ConnMeta> {
         let sockets = if open.unix {
             None
         } else {
@@ -199,6 +220,7 @@ impl Enricher {
             local,
             remote,
             opened_ns: open.ts_ns,
+            tls,
         };
         if !self.filter.matches(&meta) {
             self.stats.filtered_connections += 1;
@@ -269,6 +291,8 @@ mod tests {
             offset: 0,
             len: 3,
             payload: Bytes::from_static(b"GET"),
+            tls: false,
+            source: 1,
         })
     }
 
@@ -324,7 +348,8 @@ mod tests {
         e.push(data(2), &mut out);
         out.clear();
         e.push(CaptureEvent::ProcExit { tgid: 7, ts_ns: 9 }, &mut out);
-        assert_eq!(out.len(), 1);
+        assert_eq!(out.len(), 2);
+        assert!(matches!(out[1], Event::Exit { tgid: 7 }));
         assert!(matches!(out[0], Event::Close { conn_id: 1, ts_ns: 9 }));
     }
 

@@ -56,6 +56,7 @@ pub enum CaptureEvent {
     Data(RawChunk),
     Close(RawClose),
     ProcExit { tgid: u32, ts_ns: u64 },
+    ProcExec { tgid: u32, ts_ns: u64 },
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -82,6 +83,10 @@ pub struct RawChunk {
     pub fd: i32,
     pub ts_ns: u64,
     pub direction: Direction,
+    /// Plaintext captured at the TLS library.
+    pub tls: bool,
+    /// The syscall or library call that moved the bytes (`sensor_common::source`).
+    pub source: u8,
     pub offset: u64,
     pub len: u64,
     pub payload: Bytes,

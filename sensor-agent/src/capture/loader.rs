@@ -40,7 +40,7 @@ const SYSCALL_TRACEPOINTS: &[&str] = &[
     "sys_enter_sendmsg",
     "sys_exit_sendmsg",
 ];
-const SCHED_TRACEPOINTS: &[&str] = &["sched_process_exit"];
+const SCHED_TRACEPOINTS: &[&str] = &["sched_process_exit", "sched_process_exec"];
 
 #[derive(Debug, Error)]
 pub enum LoadError {
@@ -128,6 +128,7 @@ pub fn load(options: &LoadOptions) -> Result<Probes, LoadError> {
             attached += 1;
         }
     }
+    super::tls_libs::load_programs(&mut ebpf)?;
     let ring = take_map(&mut ebpf, "EVENTS", RingBuf::try_from)?;
     let counters = take_map(&mut ebpf, "COUNTERS", PerCpuArray::try_from)?;
     let conns = take_map(&mut ebpf, "CONNS", HashMap::try_from)?;

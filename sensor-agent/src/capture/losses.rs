@@ -11,6 +11,8 @@ pub struct KernelCounters {
     pub pending_map_full: u64,
     pub read_failed_bytes: u64,
     pub truncated_bytes: u64,
+    pub tls_unknown_fd: u64,
+    pub tls_unknown_fd_bytes: u64,
 }
 
 /// Sums every CPU's counters. A counter that cannot be read reads as zero (and is logged once per
@@ -32,5 +34,7 @@ pub fn read(map: &PerCpuArray<MapData, u64>) -> KernelCounters {
         pending_map_full: sum(counter::PENDING_MAP_FULL),
         read_failed_bytes: sum(counter::READ_FAILED_BYTES),
         truncated_bytes: sum(counter::TRUNCATED_BYTES),
+        tls_unknown_fd: sum(counter::TLS_UNKNOWN_FD),
+        tls_unknown_fd_bytes: sum(counter::TLS_UNKNOWN_FD_BYTES),
     }
 }

@@ -10,6 +10,7 @@ pub mod event;
 pub mod loader;
 pub mod losses;
 pub mod procinfo;
+pub mod tls_libs;
 
 use std::{net::SocketAddr, sync::Arc};
 
@@ -28,6 +29,8 @@ pub struct ConnMeta {
     pub local: Option<SocketAddr>,
     pub remote: Option<SocketAddr>,
     pub opened_ns: u64,
+    /// The bytes reported are TLS plaintext from the library probes.
+    pub tls: bool,
 }
 
 /// Output of the capture stage.
@@ -35,5 +38,15 @@ pub struct ConnMeta {
 pub enum Event {
     Open(Arc<ConnMeta>),
     Data(RawChunk),
-    Close { conn_id: u64, ts_ns: u64 },
+    Close {
+        conn_id: u64,
+        ts_ns: u64,
+    },
+    /// Process lifecycle, for the TLS library attacher (not part of the data path).
+    Exec {
+        tgid: u32,
+    },
+    Exit {
+        tgid: u32,
+    },
 }

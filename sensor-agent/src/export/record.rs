@@ -80,7 +80,7 @@ impl ExchangeRecord {
             ts: humantime::format_rfc3339_micros(clock.wall(start.unwrap_or(meta.opened_ns))).to_string(),
             duration_ms,
             role: meta.role.as_str(),
-            tls: false,
+            tls: meta.tls,
             pid: meta.tgid,
             process: meta.comm.clone(),
             exe: meta.exe.clone(),

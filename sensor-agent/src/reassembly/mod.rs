@@ -136,6 +136,8 @@ impl Reassembler {
                 }));
             }
             Event::Close { conn_id, ts_ns } => self.close(conn_id, ts_ns, out),
+            // Process lifecycle concerns the TLS attacher; connections close through Close.
+            Event::Exec { .. } | Event::Exit { .. } => {}
         }
     }
 

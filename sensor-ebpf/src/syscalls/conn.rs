@@ -161,6 +161,7 @@ pub fn track(open: &mut ConnOpen) -> Option<*mut ConnState> {
     let state = ConnState {
         conn_id: open.conn_id,
         offsets: [0, 0],
+        tls_offsets: [0, 0],
         role: open.role,
         proto: proto::UNKNOWN,
         _pad: [0; 6],

@@ -15,6 +15,7 @@ use super::{arg, conn, remember, ret, take};
 use crate::{
     classify, emit, filter,
     maps::{CONNS, Pending, SCRATCH, count, op},
+    tls,
 };
 
 const HEADER_LEN: usize = core::mem::size_of::<DataHeader>();
@@ -66,7 +67,7 @@ io_tracepoints!(
     sys_exit_recvfrom,
     direction::INGRESS,
     source::RECVFROM,
-    Buffer
+    Received
 );
 io_tracepoints!(
     sys_enter_sendto,
@@ -80,7 +81,7 @@ io_tracepoints!(
     sys_exit_recvmsg,
     direction::INGRESS,
     source::RECVMSG,
-    Msghdr
+    ReceivedMsg
 );
 io_tracepoints!(
     sys_enter_sendmsg,
@@ -96,7 +97,13 @@ enum Args {
     Buffer,
     Iovec,
     Msghdr,
+    /// recvfrom: `(fd, buf, len, flags, ..)`.
+    Received,
+    /// recvmsg: `(fd, msghdr, flags)`.
+    ReceivedMsg,
 }
+
+const MSG_PEEK: u64 = 2;
 
 #[inline(always)]
 fn enter(ctx: &TracePointContext, dir: u8, src: u8, args: Args) -> u32 {
@@ -107,10 +114,20 @@ fn enter(ctx: &TracePointContext, dir: u8, src: u8, args: Args) -> u32 {
     if fd < 0 {
         return 0;
     }
+    // A peek does not consume: the same bytes come again in the next read (nginx peeks one byte
+    // to tell TLS from plaintext).
+    let peek = match args {
+        Args::Received => arg(ctx, 3) & MSG_PEEK != 0,
+        Args::ReceivedMsg => arg(ctx, 2) & MSG_PEEK != 0,
+        _ => false,
+    };
+    if peek {
+        return 0;
+    }
     let (ptr, count, vectored) = match args {
-        Args::Buffer => (arg(ctx, 1), arg(ctx, 2), 0),
+        Args::Buffer | Args::Received => (arg(ctx, 1), arg(ctx, 2), 0),
         Args::Iovec => (arg(ctx, 1), arg(ctx, 2), 1),
-        Args::Msghdr => {
+        Args::Msghdr | Args::ReceivedMsg => {
             // struct msghdr: name, namelen, iov at 16, iovlen at 24.
             let msg = arg(ctx, 1);
             // SAFETY: user memory read through the checked helper.
@@ -147,6 +164,18 @@ fn exit(ctx: &TracePointContext) -> u32 {
     }
     let len = rc as u64;
     let key = conn_key(tgid, p.fd);
+    if tls::in_ssl_call(pid_tgid) && carries_tls(&key, &p, len) {
+        // Ciphertext moved by the TLS library on behalf of an SSL_* call: the plaintext is
+        // reported by the uretprobe; only the socket offsets move.
+        tls::bind_nested(pid_tgid, tgid, p.fd);
+        if let Some(state) = CONNS.get_ptr_mut(&key) {
+            // SAFETY: map value pointer valid for this program run.
+            let state = unsafe { &mut *state };
+            state.proto = proto::TLS;
+            state.offsets[(p.direction & 1) as usize] += len;
+        }
+        return 0;
+    }
     let state = match CONNS.get_ptr_mut(&key) {
         Some(state) => state,
         None => match infer(ctx, &p, len, tgid) {
@@ -165,17 +194,41 @@ fn exit(ctx: &TracePointContext) -> u32 {
     let dir = (p.direction & 1) as usize;
     let base = state.offsets[dir];
     state.offsets[dir] = base + len;
-    if state.proto == proto::OTHER || state.proto == proto::TLS {
+    if state.proto == proto::TLS {
+        // Libraries that do their own socket I/O outside SSL_* calls (node, with memory BIOs):
+        // remember which TLS socket this thread just used, to tie the next SSL_* call to it.
+        tls::note_ciphertext_fd(pid_tgid, p.fd, p.direction);
         return 0;
     }
-    copy_out(&p, len, base, state.conn_id, pid_tgid, tgid);
+    if state.proto == proto::OTHER {
+        return 0;
+    }
+    copy_out(&p, len, base, state.conn_id, pid_tgid, tgid, 0);
     0
+}
+
+/// Whether a syscall inside an SSL call moved TLS records on this fd. Libraries make other
+/// syscalls inside SSL calls too (node wakes its event loop through an eventfd): only a socket
+/// already known as TLS, or bytes that start a TLS record, tie the `SSL*` to the fd.
+#[inline(always)]
+fn carries_tls(key: &u64, p: &Pending, len: u64) -> bool {
+    if let Some(state) = CONNS.get_ptr(key) {
+        // SAFETY: map value pointer valid for this program run.
+        let proto = unsafe { (*state).proto };
+        if proto == proto::TLS {
+            return true;
+        }
+        if proto != proto::UNKNOWN {
+            return false;
+        }
+    }
+    first_bytes(p, len).is_some_and(classify::is_tls_record)
 }
 
 /// A connection the sensor did not see open (it predates the sensor): track it if its bytes start
 /// an HTTP message. The role follows from direction and message kind.
 #[inline(always)]
-fn infer(ctx: &TracePointContext, p: &Pending, len: u64, tgid: u32) -> Option<*mut ConnState> {
+pub fn infer<C: aya_ebpf::EbpfContext>(ctx: &C, p: &Pending, len: u64, tgid: u32) -> Option<*mut ConnState> {
     let head = first_bytes(p, len)?;
     if classify::classify(head) != proto::HTTP {
         return None;
@@ -196,7 +249,7 @@ fn infer(ctx: &TracePointContext, p: &Pending, len: u64, tgid: u32) -> Option<*m
 
 /// The first four bytes the syscall moved, if it moved at least four in its first buffer.
 #[inline(always)]
-fn first_bytes(p: &Pending, len: u64) -> Option<[u8; 4]> {
+pub fn first_bytes(p: &Pending, len: u64) -> Option<[u8; 4]> {
     if len < 4 {
         return None;
     }
@@ -236,7 +289,7 @@ struct CopyWalk {
 /// The walk runs under `bpf_loop` so the verifier checks one step instead of every unrolled
 /// iteration (an open-coded loop exceeds its one-million-instruction budget).
 #[inline(always)]
-fn copy_out(p: &Pending, len: u64, base: u64, conn_id: u64, pid_tgid: u64, tgid: u32) {
+pub fn copy_out(p: &Pending, len: u64, base: u64, conn_id: u64, pid_tgid: u64, tgid: u32, flags: u8) {
     let Some(event) = SCRATCH.get_ptr_mut(0) else {
         return;
     };
@@ -255,7 +308,8 @@ fn copy_out(p: &Pending, len: u64, base: u64, conn_id: u64, pid_tgid: u64, tgid:
         captured: 0,
         direction: p.direction,
         source: p.source,
-        _pad: [0; 6],
+        flags,
+        _pad: [0; 5],
     };
     let vectored = p.vectored != 0;
     let mut walk = CopyWalk {

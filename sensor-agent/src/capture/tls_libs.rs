@@ -1,0 +1,402 @@
+//! Finding the TLS code on this host and probing it: every `libssl` mapped by a process (and the
+//! system's own), and executables that carry OpenSSL/BoringSSL statically and export its API
+//! (node). Each library *file* is probed once (by device and inode) for all processes; paths go
+//! through `/proc/PID/root` so libraries inside containers are found. Libraries only seen inside
+//! a container are detached when the last process that mapped them exits.
+//!
+//! Nothing here is fatal: a stripped library, a process gone before it could be read, a probe
+//! the kernel refuses are each logged once and counted.
+use std::{
+    collections::{HashMap, HashSet},
+    fs,
+    os::unix::fs::MetadataExt,
+    path::{Path, PathBuf},
+    time::{Duration, Instant},
+};
+
+use aya::{
+    Ebpf,
+    programs::{UProbe, uprobe::UProbeScope},
+};
+use object::{Object as _, ObjectSymbol as _, read::ReadCache};
+
+use super::loader::LoadError;
+
+/// `(symbol, entry program)`; every symbol also gets the shared return program.
+const SYMBOLS: [(&str, &str); 4] = [
+    ("SSL_read", "ssl_read_enter"),
+    ("SSL_read_ex", "ssl_read_ex_enter"),
+    ("SSL_write", "ssl_write_enter"),
+    ("SSL_write_ex", "ssl_write_ex_enter"),
+];
+const RETURN_PROGRAM: &str = "ssl_return";
+
+/// Where distributions keep shared libraries: probed at start so that a client started later
+/// is covered from its first call.
+const SYSTEM_LIB_DIRS: &[&str] = &[
+    "/usr/lib/x86_64-linux-gnu",
+    "/lib/x86_64-linux-gnu",
+    "/usr/lib/aarch64-linux-gnu",
+    "/usr/lib64",
+    "/lib64",
+    "/usr/lib",
+    "/usr/local/lib",
+    "/usr/local/ssl/lib",
+];
+
+/// After an exec, libraries appear as the dynamic loader (or a later dlopen) maps them.
+const RESCAN_DELAYS: [Duration; 3] = [
+    Duration::from_millis(50),
+    Duration::from_millis(500),
+    Duration::from_secs(3),
+];
+const FULL_RESCAN: Duration = Duration::from_secs(30);
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+struct FileId {
+    dev: u64,
+    ino: u64,
+}
+
+struct Library {
+    /// The path as the process that mapped it sees it (for reports).
+    path: String,
+    symbols: Vec<&'static str>,
+    /// `(program, link)` pairs to detach.
+    links: Links,
+    users: HashSet<u32>,
+    /// Found on the host's own filesystem: kept for future processes even with no users.
+    pinned: bool,
+}
+
+#[derive(Debug, Default, Clone, Copy, serde::Serialize)]
+pub struct TlsStats {
+    pub libraries_attached: u64,
+    pub libraries_detached: u64,
+    pub libraries_without_symbols: u64,
+    pub attach_failures: u64,
+    pub processes_gone: u64,
+}
+
+pub struct TlsAttacher {
+    libs: HashMap<FileId, Library>,
+    /// Files checked and found not probeable (no symbols, or the kernel refused): never retried.
+    rejected: HashSet<FileId>,
+    rescans: Vec<(Instant, u32, usize)>,
+    last_full_scan: Instant,
+    pub stats: TlsStats,
+}
+
+/// Loads the TLS programs into the kernel (verifier) without attaching them anywhere.
+pub fn load_programs(ebpf: &mut Ebpf) -> Result<(), LoadError> {
+    for name in SYMBOLS.iter().map(|(_, p)| *p).chain([RETURN_PROGRAM]) {
+        uprobe(ebpf, name)?
+            .load()
+            .map_err(|source| LoadError::Program { name, source })?;
+    }
+    Ok(())
+}
+
+fn uprobe<'a>(ebpf: &'a mut Ebpf, name: &'static str) -> Result<&'a mut UProbe, LoadError> {
+    ebpf.program_mut(name)
+        .ok_or(LoadError::MissingProgram(name))?
+        .try_into()
+        .map_err(|source| LoadError::Program { name, source })
+}
+
+impl TlsAttacher {
+    #[must_use]
+    pub fn new() -> Self {
+        TlsAttacher {
+            libs: HashMap::new(),
+            rejected: HashSet::new(),
+            rescans: Vec::new(),
+            last_full_scan: Instant::now(),
+            stats: TlsStats::default(),
+        }
+    }
+
+    /// Probes the system's libssl files and everything running processes map.
+    pub fn scan_host(&mut self, ebpf: &mut Ebpf) {
+        for dir in SYSTEM_LIB_DIRS {
+            let Ok(entries) = fs::read_dir(dir) else { continue };
+            for entry in entries.filter_map(Result::ok) {
+                // `libssl.so` is usually a symlink to `libssl.so.3`: report the real file.
+                let path = fs::canonicalize(entry.path()).unwrap_or_else(|_| entry.path());
+                if is_tls_library(&path) {
+                    self.consider(ebpf, &path, &path.to_string_lossy(), None, true);
+                }
+            }
+        }
+        self.scan_all_processes(ebpf);
+        self.last_full_scan = Instant::now();
+    }
+
+    /// Libraries currently probed, for the log.
+    #[must_use]
+    pub fn describe(&self) -> Vec<String> {
+        let mut v: Vec<String> = self
+            .libs
+            .values()
+            .map(|l| format!("{} [{}]", l.path, l.symbols.join(",")))
+            .collect();
+        v.sort();
+        v
+    }
+
+    pub fn on_exec(&mut self, tgid: u32) {
+        let now = Instant::now();
+        // The executable is there at once: check it now, libraries a little later.
+        self.rescans.push((now, tgid, 0));
+    }
+
+    pub fn on_exit(&mut self, ebpf: &mut Ebpf, tgid: u32) {
+        self.rescans.retain(|(_, pid, _)| *pid != tgid);
+        let mut orphaned = Vec::new();
+        for (id, lib) in &mut self.libs {
+            if lib.users.remove(&tgid) && lib.users.is_empty() && !lib.pinned {
+                orphaned.push(*id);
+            }
+        }
+        for id in orphaned {
+            if let Some(lib) = self.libs.remove(&id) {
+                detach(ebpf, lib.links);
+                self.stats.libraries_detached += 1;
+                log::info!(
+                    "TLS probes detached from {} (no process maps it any more)",
+                    lib.path
+                );
+            }
+        }
+    }
+
+    /// Runs due rescans of new processes, and a periodic full rescan for late `dlopen`s.
+    pub fn tick(&mut self, ebpf: &mut Ebpf) {
+        let now = Instant::now();
+        let due: Vec<(Instant, u32, usize)> = self
+            .rescans
+            .iter()
+            .copied()
+            .filter(|(at, _, _)| *at <= now)
+            .collect();
+        self.rescans.retain(|(at, _, _)| *at > now);
+        for (_, pid, attempt) in due {
+            if !self.scan_process(ebpf, pid) {
+                self.stats.processes_gone += 1;
+                continue;
+            }
+            if let Some(delay) = RESCAN_DELAYS.get(attempt) {
+                self.rescans.push((now + *delay, pid, attempt + 1));
+            }
+        }
+        if now.duration_since(self.last_full_scan) > FULL_RESCAN {
+            self.scan_all_processes(ebpf);
+            self.last_full_scan = now;
+        }
+    }
+
+    fn scan_all_processes(&mut self, ebpf: &mut Ebpf) {
+        let Ok(entries) = fs::read_dir("/proc") else {
+            return;
+        };
+        let own = std::process::id();
+        for pid in entries.filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok()) {
+            if pid != own {
+                self.scan_process(ebpf, pid);
+            }
+        }
+    }
+
+    /// Checks one process's executable and mapped libraries; false if the process is gone.
+    fn scan_process(&mut self, ebpf: &mut Ebpf, pid: u32) -> bool {
+        let Ok(maps) = fs::read_to_string(format!("/proc/{pid}/maps")) else {
+            return false;
+        };
+        let root = PathBuf::from(format!("/proc/{pid}/root"));
+        let mut seen = HashSet::new();
+        for path in maps
+            .lines()
+            .filter_map(|l| l.split_whitespace().nth(5))
+            .filter(|p| p.starts_with('/'))
+        {
+            if !seen.insert(path) {
+                continue;
+            }
+            let library = is_tls_library(Path::new(path));
+            let executable =
+                !library && fs::read_link(format!("/proc/{pid}/exe")).is_ok_and(|e| e == Path::new(path));
+            if library || executable {
+                let host_path = root.join(path.trim_start_matches('/'));
+                self.consider(ebpf, &host_path, path, Some(pid), false);
+            }
+        }
+        true
+    }
+
+    /// Probes the file at `host_path` unless it already is (or cannot be).
+    fn consider(&mut self, ebpf: &mut Ebpf, host_path: &Path, shown: &str, pid: Option<u32>, pinned: bool) {
+        let Ok(meta) = fs::metadata(host_path) else { return };
+        let id = FileId {
+            dev: meta.dev(),
+            ino: meta.ino(),
+        };
+        if let Some(lib) = self.libs.get_mut(&id) {
+            lib.users.extend(pid);
+            return;
+        }
+        if self.rejected.contains(&id) {
+            return;
+        }
+        let symbols = match exported_symbols(host_path) {
+            Ok(s) if !s.is_empty() => s,
+            Ok(_) => {
+                self.rejected.insert(id);
+                if is_tls_library(Path::new(shown)) {
+                    self.stats.libraries_without_symbols += 1;
+                    log::warn!(
+                        "{shown}: no SSL_read/SSL_write symbols (stripped?); its TLS traffic is not visible"
+                    );
+                }
+                return;
+            }
+            Err(e) => {
+                self.rejected.insert(id);
+                log::debug!("{shown}: not an ELF file we can read: {e}");
+                return;
+            }
+        };
+        // Host files are pinned: a process started later maps the same inode.
+        let pinned = pinned || fs::metadata(shown).is_ok_and(|m| m.dev() == id.dev && m.ino() == id.ino);
+        match attach(ebpf, host_path, &symbols) {
+            Ok(links) => {
+                self.stats.libraries_attached += 1;
+                log::info!("TLS probes attached to {shown} ({})", symbols.join(", "));
+                let users = pid.into_iter().collect();
+                self.libs.insert(
+                    id,
+                    Library {
+                        path: shown.to_owned(),
+                        symbols,
+                        links,
+                        users,
+                        pinned,
+                    },
+                );
+            }
+            Err((links, e)) => {
+                self.stats.attach_failures += 1;
+                self.rejected.insert(id);
+                log::warn!(
+                    "{shown}: TLS probes could not be attached, its TLS traffic is not visible: {e:#}"
+                );
+                detach(ebpf, links);
+            }
+        }
+    }
+}
+
+impl Default for TlsAttacher {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+type Links = Vec<(&'static str, aya::programs::uprobe::UProbeLinkId)>;
+
+/// Attaches entry and return probes for each symbol; on failure returns what was attached so far.
+fn attach(ebpf: &mut Ebpf, path: &Path, symbols: &[&'static str]) -> Result<Links, (Links, anyhow::Error)> {
+    let mut links = Vec::new();
+    for &symbol in symbols {
+        let Some((_, program)) = SYMBOLS.iter().find(|(s, _)| *s == symbol) else {
+            continue;
+        };
+        for name in [*program, RETURN_PROGRAM] {
+            let result = uprobe(ebpf, name).map_err(anyhow::Error::from).and_then(|p| {
+                p.attach(symbol, path, UProbeScope::AllProcesses)
+                    .map_err(anyhow::Error::from)
+            });
+            match result {
+                Ok(link) => links.push((name, link)),
+                Err(e) => return Err((links, e.context(format!("{name} on {symbol}")))),
+            }
+        }
+    }
+    Ok(links)
+}
+
+fn detach(ebpf: &mut Ebpf, links: Links) {
+    for (program, link) in links {
+        if let Ok(p) = uprobe(ebpf, program) {
+            let _ = p.detach(link);
+        }
+    }
+}
+
+/// Shared objects named like `OpenSSL`'s or `BoringSSL`'s TLS library (`libssl.so.3`,
+/// `libssl-<hash>.so` as bundled by Python wheels, `libboringssl.so`).
+fn is_tls_library(path: &Path) -> bool {
+    let Some(name) = path.file_name().and_then(|n| n.to_str()) else {
+        return false;
+    };
+    let shared_object = name.contains(".so");
+    shared_object && (name.starts_with("libssl.so") || name.starts_with("libssl-") || name.starts_with("libboringssl"))
+}
+
+/// Which of the SSL symbols the file defines in its dynamic symbol table (what a process can
+/// call, and what survives `strip`). Reads only the parts of the file it needs.
+fn exported_symbols(path: &Path) -> anyhow::Result<Vec<&'static str>> {
+    let file = fs::File::open(path)?;
+    let cache = ReadCache::new(file);
+    let elf = object::File::parse(&cache)?;
+    let mut found = Vec::new();
+    for sym in elf.dynamic_symbols() {
+        if sym.is_undefined() || !sym.is_definition() {
+            continue;
+        }
+        let Ok(name) = sym.name() else { continue };
+        if let Some((s, _)) = SYMBOLS.iter().find(|(s, _)| *s == name)
+            && !found.contains(s)
+        {
+            found.push(*s);
+        }
+    }
+    found.sort_unstable();
+    Ok(found)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn recognises_library_names() {
+        assert!(is_tls_library(Path::new("/usr/lib/x86_64-linux-gnu/libssl.so.3")));
+        assert!(is_tls_library(Path::new("/lib/libssl.so.1.1")));
+        assert!(!is_tls_library(Path::new("/usr/lib/libssl.a")));
+        assert!(!is_tls_library(Path::new("/usr/lib/libcrypto.so.3")));
+    }
+
+    #[test]
+    fn reads_exported_symbols_of_a_real_libssl() {
+        let Some(lib) = [
+            "/usr/lib/x86_64-linux-gnu/libssl.so.3",
+            "/lib/x86_64-linux-gnu/libssl.so.3",
+        ]
+        .iter()
+        .find(|p| Path::new(p).exists()) else {
+            eprintln!("no system libssl.so.3 here");
+            return;
+        };
+        let symbols = exported_symbols(Path::new(lib)).unwrap();
+        assert_eq!(symbols, ["SSL_read", "SSL_read_ex", "SSL_write", "SSL_write_ex"]);
+    }
+
+    #[test]
+    fn files_without_symbols_or_not_elf() {
+        assert!(exported_symbols(Path::new("/proc/self/exe")).unwrap().is_empty());
+        let dir = std::env::temp_dir().join(format!("apisense-tls-{}", std::process::id()));
+        fs::write(&dir, b"not an elf file").unwrap();
+        assert!(exported_symbols(&dir).is_err());
+        let _ = fs::remove_file(&dir);
+    }
+}

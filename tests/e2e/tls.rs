@@ -1,0 +1,121 @@
+//! TLS plaintext from the OpenSSL probes (system libssl and node's static copy), end to end.
+use serde_json::Value;
+
+use crate::harness::{self, Agent, str_at};
+
+fn views<'a>(all: &'a [Value], path: &str) -> (Vec<&'a Value>, Vec<&'a Value>) {
+    let mine: Vec<&Value> = all
+        .iter()
+        .filter(|e| str_at(e, "/request/path") == path)
+        .collect();
+    let server = mine
+        .iter()
+        .copied()
+        .filter(|e| str_at(e, "/role") == "server")
+        .collect();
+    let client = mine
+        .iter()
+        .copied()
+        .filter(|e| str_at(e, "/role") == "client")
+        .collect();
+    (server, client)
+}
+
+/// Waits for exactly one server-side and one client-side exchange of `path`, checks them, and
+/// returns them.
+fn both_sides(agent: &Agent, path: &str, server_process: &str, client_process: &str, body: u64) {
+    let seen = agent.wait_for(
+        &format!("both TLS views of {path}"),
+        |e| str_at(e, "/request/path") == path,
+        |s| {
+            s.iter().any(|e| str_at(e, "/role") == "server")
+                && s.iter().any(|e| str_at(e, "/role") == "client")
+        },
+    );
+    let (server, client) = views(&seen, path);
+    assert_eq!(
+        (server.len(), client.len()),
+        (1, 1),
+        "one exchange per side for {path}: {seen:#?}"
+    );
+    for (view, process) in [(server[0], server_process), (client[0], client_process)] {
+        assert!(
+            str_at(view, "/process").starts_with(process),
+            "{path}: expected {process}: {view}"
+        );
+        assert_eq!(view["tls"], true, "{view}");
+        assert_eq!(str_at(view, "/request/method"), "GET");
+        assert_eq!(view["response"]["status"], 200, "{view}");
+        assert_eq!(view["response"]["body_size"], body, "{view}");
+        assert_eq!(view["complete"], true, "{view}");
+    }
+}
+
+/// Nothing on this port may have been parsed from ciphertext.
+fn no_plaintext_exchanges(agent: &Agent) {
+    let bad: Vec<Value> = agent
+        .exchanges()
+        .into_iter()
+        .filter(|e| e["tls"] != true)
+        .collect();
+    assert!(bad.is_empty(), "exchanges built from ciphertext: {bad:#?}");
+}
+
+#[test]
+fn kernel_tls_nginx_with_curl_python_and_node_clients() {
+    if !harness::kernel_available("kernel_tls_nginx_with_curl_python_and_node_clients") {
+        return;
+    }
+    let cert = harness::self_signed_cert();
+    let port = harness::free_port();
+    let page = vec![b'x'; 5000];
+    let _nginx = harness::nginx_tls(port, &[("page.txt", &page)], &cert);
+    // Every client starts after the agent: libraries are probed for processes not yet running.
+    let agent = Agent::start(&["--port", &port.to_string()]);
+    let base = format!("https://127.0.0.1:{port}");
+    harness::curl_ok(&["-k", &format!("{base}/page.txt?by=curl")]);
+    harness::python_get(&format!("{base}/api/python"));
+    harness::node_get(&format!("{base}/api/node"));
+    let seen = agent.wait_for(
+        "curl view",
+        |e| str_at(e, "/request/path") == "/page.txt",
+        |s| s.len() >= 2,
+    );
+    assert!(
+        seen.iter().all(|e| e["response"]["body_size"] == 5000),
+        "{seen:#?}"
+    );
+    both_sides(&agent, "/page.txt", "nginx", "curl", 5000);
+    both_sides(&agent, "/api/python", "nginx", "python", 11);
+    both_sides(&agent, "/api/node", "nginx", "node", 11);
+    no_plaintext_exchanges(&agent);
+}
+
+#[test]
+fn kernel_tls_python_and_node_servers() {
+    if !harness::kernel_available("kernel_tls_python_and_node_servers") {
+        return;
+    }
+    let cert = harness::self_signed_cert();
+    let (py_port, node_port) = (harness::free_port(), harness::free_port());
+    let _py = harness::python_https_server(py_port, &cert);
+    let _node = harness::node_https_server(node_port, &cert);
+    let agent = Agent::start(&["--port", &py_port.to_string(), "--port", &node_port.to_string()]);
+    harness::curl_ok(&["-k", &format!("https://127.0.0.1:{py_port}/py/curl")]);
+    harness::node_get(&format!("https://127.0.0.1:{py_port}/py/node"));
+    harness::python_get(&format!("https://127.0.0.1:{node_port}/node/python"));
+    harness::curl_ok(&["-k", &format!("https://127.0.0.1:{node_port}/node/curl")]);
+    // Bodies are `{"path": "<path>"}` (python's json) or `{"path":"<path>"}` (node's JSON).
+    let py = |path: &str| 12 + path.len() as u64;
+    let js = |path: &str| 11 + path.len() as u64;
+    both_sides(&agent, "/py/curl", "python", "curl", py("/py/curl"));
+    both_sides(&agent, "/py/node", "python", "node", py("/py/node"));
+    both_sides(&agent, "/node/python", "node", "python", js("/node/python"));
+    both_sides(&agent, "/node/curl", "node", "curl", js("/node/curl"));
+    no_plaintext_exchanges(&agent);
+    let log = agent.stop();
+    assert!(
+        log.contains("TLS probes attached to") && log.contains("libssl"),
+        "{log}"
+    );
+}
