@@ -23,15 +23,15 @@ pub struct Cli {
 pub enum Command {
     /// Attach to the kernel and report HTTP exchanges until interrupted (needs root).
     Run(RunArgs),
+    /// Attach to the kernel and write the captured event stream to a file, for `replay` (needs
+    /// root).
+    Record(RecordArgs),
+    /// Run the whole userspace pipeline on a recording, without privileges; same output as `run`.
+    Replay(ReplayArgs),
 }
 
 #[derive(Debug, Args)]
-pub struct RunArgs {
-    /// Where to write exchanges as JSON Lines: a file path (created 0600, appended), or `-` for
-    /// stdout (the default).
-    #[arg(long, short, value_name = "FILE", default_value = "-")]
-    pub output: String,
-
+pub struct CaptureArgs {
     /// Only report connections with this local or remote port (repeatable).
     #[arg(long = "port", value_name = "PORT")]
     pub ports: Vec<u16>,
@@ -44,13 +44,62 @@ pub struct RunArgs {
     #[arg(long, value_name = "MIB", default_value_t = 16)]
     pub ring_buffer_mib: u32,
 
+    /// Connections tracked at once, in the kernel and in the agent.
+    #[arg(long, value_name = "N", default_value_t = 65_536)]
+    pub max_connections: u32,
+}
+
+#[derive(Debug, Args)]
+pub struct AnalysisArgs {
     /// Body bytes kept per message for inspection; sizes are always reported exactly.
     #[arg(long, value_name = "BYTES", default_value_t = 65_536)]
     pub max_body_bytes: usize,
 
-    /// Connections tracked at once, in the kernel and in the agent.
-    #[arg(long, value_name = "N", default_value_t = 65_536)]
-    pub max_connections: u32,
+    /// Bytes the agent may hold across all connections (out-of-order data, partial heads, bodies
+    /// kept for inspection); beyond it the least recently active connections are dropped (counted).
+    #[arg(long, value_name = "MIB", default_value_t = 256)]
+    pub max_buffered_mib: u32,
+}
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// Where to write exchanges as JSON Lines: a file path (created 0600, appended), or `-` for
+    /// stdout (the default).
+    #[arg(long, short, value_name = "FILE", default_value = "-")]
+    pub output: String,
+
+    /// Also write the captured event stream to FILE (as `apisense record` does).
+    #[arg(long, value_name = "FILE")]
+    pub record: Option<PathBuf>,
+
+    #[command(flatten)]
+    pub capture: CaptureArgs,
+
+    #[command(flatten)]
+    pub analysis: AnalysisArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct RecordArgs {
+    /// The recording to write (created 0600, replaced).
+    #[arg(long, value_name = "FILE")]
+    pub out: PathBuf,
+
+    #[command(flatten)]
+    pub capture: CaptureArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct ReplayArgs {
+    /// A file written by `apisense record` or `apisense run --record`.
+    pub file: PathBuf,
+
+    /// Where to write exchanges as JSON Lines (`-` for stdout, the default).
+    #[arg(long, short, value_name = "FILE", default_value = "-")]
+    pub output: String,
+
+    #[command(flatten)]
+    pub analysis: AnalysisArgs,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -60,12 +109,34 @@ pub enum Output {
 }
 
 #[derive(Debug, Clone)]
-pub struct RunConfig {
-    pub output: Output,
+pub struct CaptureConfig {
     pub filter: Filter,
     pub ring_buffer_bytes: u32,
-    pub max_body_bytes: usize,
     pub max_connections: u32,
+}
+
+#[derive(Debug, Clone)]
+pub struct AnalysisConfig {
+    pub max_body_bytes: usize,
+    pub max_buffered_bytes: u64,
+    pub max_connections: usize,
+}
+
+/// What a live session does with what it captures.
+#[derive(Debug, Clone)]
+pub struct RunConfig {
+    /// `None` when only recording.
+    pub output: Option<Output>,
+    pub record: Option<PathBuf>,
+    pub capture: CaptureConfig,
+    pub analysis: AnalysisConfig,
+}
+
+#[derive(Debug, Clone)]
+pub struct ReplayConfig {
+    pub input: PathBuf,
+    pub output: Output,
+    pub analysis: AnalysisConfig,
 }
 
 #[derive(Debug, Error, PartialEq, Eq)]
@@ -76,6 +147,8 @@ pub enum ConfigError {
     MaxConnections(u32),
     #[error("--max-body-bytes: {0} is above 16777216")]
     MaxBody(usize),
+    #[error("--max-buffered-mib: {0} is outside 1..=65536")]
+    MaxBuffered(u32),
     #[error("--output: empty path")]
     EmptyOutput,
 }
@@ -84,30 +157,82 @@ impl TryFrom<RunArgs> for RunConfig {
     type Error = ConfigError;
 
     fn try_from(args: RunArgs) -> Result<Self, ConfigError> {
-        if !args.ring_buffer_mib.is_power_of_two() || args.ring_buffer_mib > 1024 {
-            return Err(ConfigError::RingBuffer(args.ring_buffer_mib));
-        }
-        if !(16..=1 << 20).contains(&args.max_connections) {
-            return Err(ConfigError::MaxConnections(args.max_connections));
-        }
-        if args.max_body_bytes > 16 << 20 {
-            return Err(ConfigError::MaxBody(args.max_body_bytes));
-        }
-        let output = match args.output.as_str() {
-            "-" => Output::Stdout,
-            "" => return Err(ConfigError::EmptyOutput),
-            path => Output::File(PathBuf::from(path)),
+        let capture = capture(args.capture)?;
+        Ok(RunConfig {
+            output: Some(output(&args.output)?),
+            record: args.record,
+            analysis: analysis(&args.analysis, capture.max_connections)?,
+            capture,
+        })
+    }
+}
+
+impl TryFrom<RecordArgs> for RunConfig {
+    type Error = ConfigError;
+
+    fn try_from(args: RecordArgs) -> Result<Self, ConfigError> {
+        let capture = capture(args.capture)?;
+        let defaults = AnalysisArgs {
+            max_body_bytes: 65_536,
+            max_buffered_mib: 256,
         };
         Ok(RunConfig {
-            output,
-            filter: Filter {
-                pids: args.pids,
-                ports: args.ports,
-            },
-            ring_buffer_bytes: args.ring_buffer_mib << 20,
-            max_body_bytes: args.max_body_bytes,
-            max_connections: args.max_connections,
+            output: None,
+            record: Some(args.out),
+            analysis: analysis(&defaults, capture.max_connections)?,
+            capture,
         })
+    }
+}
+
+impl TryFrom<ReplayArgs> for ReplayConfig {
+    type Error = ConfigError;
+
+    fn try_from(args: ReplayArgs) -> Result<Self, ConfigError> {
+        Ok(ReplayConfig {
+            input: args.file,
+            output: output(&args.output)?,
+            analysis: analysis(&args.analysis, 1 << 20)?,
+        })
+    }
+}
+
+fn capture(args: CaptureArgs) -> Result<CaptureConfig, ConfigError> {
+    if !args.ring_buffer_mib.is_power_of_two() || args.ring_buffer_mib > 1024 {
+        return Err(ConfigError::RingBuffer(args.ring_buffer_mib));
+    }
+    if !(16..=1 << 20).contains(&args.max_connections) {
+        return Err(ConfigError::MaxConnections(args.max_connections));
+    }
+    Ok(CaptureConfig {
+        filter: Filter {
+            pids: args.pids,
+            ports: args.ports,
+        },
+        ring_buffer_bytes: args.ring_buffer_mib << 20,
+        max_connections: args.max_connections,
+    })
+}
+
+fn analysis(args: &AnalysisArgs, max_connections: u32) -> Result<AnalysisConfig, ConfigError> {
+    if args.max_body_bytes > 16 << 20 {
+        return Err(ConfigError::MaxBody(args.max_body_bytes));
+    }
+    if !(1..=65_536).contains(&args.max_buffered_mib) {
+        return Err(ConfigError::MaxBuffered(args.max_buffered_mib));
+    }
+    Ok(AnalysisConfig {
+        max_body_bytes: args.max_body_bytes,
+        max_buffered_bytes: u64::from(args.max_buffered_mib) << 20,
+        max_connections: max_connections as usize,
+    })
+}
+
+fn output(arg: &str) -> Result<Output, ConfigError> {
+    match arg {
+        "-" => Ok(Output::Stdout),
+        "" => Err(ConfigError::EmptyOutput),
+        path => Ok(Output::File(PathBuf::from(path))),
     }
 }
 
@@ -126,15 +251,19 @@ mod tests {
     fn args(extra: &[&str]) -> Result<RunConfig, ConfigError> {
         let mut argv = vec!["apisense", "run"];
         argv.extend_from_slice(extra);
-        let Command::Run(run) = Cli::try_parse_from(argv).unwrap().command;
+        let Command::Run(run) = Cli::try_parse_from(argv).unwrap().command else {
+            unreachable!()
+        };
         RunConfig::try_from(run)
     }
 
     #[test]
     fn defaults_are_valid() {
         let c = args(&[]).unwrap();
-        assert_eq!(c.output, Output::Stdout);
-        assert_eq!(c.ring_buffer_bytes, 16 << 20);
+        assert_eq!(c.output, Some(Output::Stdout));
+        assert_eq!(c.capture.ring_buffer_bytes, 16 << 20);
+        assert_eq!(c.analysis.max_buffered_bytes, 256 << 20);
+        assert!(c.record.is_none());
     }
 
     #[test]
@@ -150,10 +279,14 @@ mod tests {
                 .contains("--max-connections")
         );
         assert_eq!(args(&["--output", ""]).unwrap_err(), ConfigError::EmptyOutput);
+        assert_eq!(
+            args(&["--max-buffered-mib", "0"]).unwrap_err(),
+            ConfigError::MaxBuffered(0)
+        );
     }
 
     #[test]
-    fn filters_and_file_output() {
+    fn filters_file_output_and_recording() {
         let c = args(&[
             "--port",
             "80",
@@ -163,11 +296,39 @@ mod tests {
             "7",
             "-o",
             "/tmp/x.jsonl",
+            "--record",
+            "/tmp/r",
         ])
         .unwrap();
-        assert_eq!(c.filter.ports, vec![80, 8080]);
-        assert_eq!(c.filter.pids, vec![7]);
-        assert_eq!(c.output, Output::File("/tmp/x.jsonl".into()));
+        assert_eq!(c.capture.filter.ports, vec![80, 8080]);
+        assert_eq!(c.capture.filter.pids, vec![7]);
+        assert_eq!(c.output, Some(Output::File("/tmp/x.jsonl".into())));
+        assert_eq!(c.record, Some(PathBuf::from("/tmp/r")));
+    }
+
+    #[test]
+    fn record_and_replay_commands() {
+        let Command::Record(r) = Cli::try_parse_from(["apisense", "record", "--out", "f", "--port", "1"])
+            .unwrap()
+            .command
+        else {
+            unreachable!()
+        };
+        let c = RunConfig::try_from(r).unwrap();
+        assert!(c.output.is_none());
+        assert_eq!(c.record, Some(PathBuf::from("f")));
+        let Command::Replay(r) = Cli::try_parse_from(["apisense", "replay", "f", "-o", "x"])
+            .unwrap()
+            .command
+        else {
+            unreachable!()
+        };
+        let c = ReplayConfig::try_from(r).unwrap();
+        assert_eq!(c.input, PathBuf::from("f"));
+        assert!(
+            Cli::try_parse_from(["apisense", "record"]).is_err(),
+            "--out is required"
+        );
     }
 
     #[test]

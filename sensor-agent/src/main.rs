@@ -1,15 +1,8 @@
 //! `apisense`: an eBPF sensor that reports the HTTP API traffic of the host it runs on.
-mod capture;
-mod config;
-mod detect;
-mod export;
-mod http;
-mod pipeline;
-mod reassembly;
-
 use std::process::ExitCode;
 
 use clap::Parser as _;
+use sensor_agent::{config, pipeline};
 
 fn main() -> ExitCode {
     let cli = config::Cli::parse();
@@ -18,6 +11,12 @@ fn main() -> ExitCode {
         config::Command::Run(args) => config::RunConfig::try_from(args)
             .map_err(anyhow::Error::from)
             .and_then(pipeline::run),
+        config::Command::Record(args) => config::RunConfig::try_from(args)
+            .map_err(anyhow::Error::from)
+            .and_then(pipeline::run),
+        config::Command::Replay(args) => config::ReplayConfig::try_from(args)
+            .map_err(anyhow::Error::from)
+            .and_then(|c| pipeline::replay(&c)),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -1,11 +1,18 @@
-//! The only wiring file: builds every stage, then runs the capture loop.
+//! The only wiring file: builds every stage, then runs them.
 //!
-//! ring buffer -> decode -> enrich -> reassembly -> http -> record -> (`capture_to_export`) -> JSONL
+//! live:   ring buffer -> decode -> enrich -> [recording] -> analysis -> (`capture_to_export`) -> JSONL
+//! replay: recording -> analysis -> JSONL
 //!
-//! The synchronous stages run on the ring-reader task, one record at a time; the exporter runs
-//! on its own thread behind a bounded channel whose overflow is counted, never waited on, so a
-//! slow output can never stall the reading of the kernel's ring buffer.
-use std::time::{Duration, Instant};
+//! analysis = reassembly -> http -> exchange records. The synchronous stages run on the
+//! ring-reader task, one record at a time; the exporter runs on its own thread behind a bounded
+//! channel whose overflow is counted, never waited on, so a slow output can never stall the
+//! reading of the kernel's ring buffer.
+use std::{
+    fs::{File, OpenOptions},
+    io::{BufReader, BufWriter},
+    os::unix::fs::OpenOptionsExt,
+    time::{Duration, Instant},
+};
 
 use anyhow::Context as _;
 use aya::maps::{HashMap, MapData};
@@ -22,12 +29,13 @@ use crate::{
         enrich::{EnrichStats, Enricher},
         loader::{self, LoadOptions},
         losses::{self, KernelCounters},
+        recording,
         tls_libs::{TlsAttacher, TlsStats},
     },
-    config::RunConfig,
+    config::{AnalysisConfig, Output, ReplayConfig, RunConfig},
     export::{
         clock::{Clock, monotonic_ns},
-        jsonl,
+        jsonl::{self, JsonlWriter},
         record::ExchangeRecord,
     },
     http::{
@@ -50,13 +58,82 @@ pub fn run(config: RunConfig) -> anyhow::Result<()> {
         .block_on(run_live(config))
 }
 
+/// Runs the analysis stages over a recording, as fast as it reads.
+pub fn replay(config: &ReplayConfig) -> anyhow::Result<()> {
+    let input = File::open(&config.input).with_context(|| format!("opening {}", config.input.display()))?;
+    let mut reader = recording::Reader::new(BufReader::with_capacity(1 << 20, input))
+        .with_context(|| format!("reading {}", config.input.display()))?;
+    let mut out =
+        JsonlWriter::open(&config.output).with_context(|| format!("opening output {:?}", config.output))?;
+    let mut analysis = Analysis::new(&config.analysis, Clock::from_boot_wall_ns(reader.boot_wall_ns));
+    let mut events = 0u64;
+    let mut write_error = None;
+    let mut sink = |record: ExchangeRecord| {
+        if write_error.is_none()
+            && let Err(e) = out.write(&record)
+        {
+            write_error = Some(e);
+        }
+    };
+    let ended = loop {
+        match reader.next_event() {
+            Ok(Some(event)) => {
+                events += 1;
+                analysis.push(event);
+                analysis.drain(&mut sink);
+            }
+            Ok(None) => break None,
+            Err(e) => break Some(e),
+        }
+    };
+    analysis.shutdown();
+    analysis.drain(&mut sink);
+    if let Some(e) = write_error {
+        return Err(e).context("writing exchanges");
+    }
+    out.flush().context("writing exchanges")?;
+    if let Some(e) = ended {
+        log::warn!("{}: {e}", config.input.display());
+    }
+    let summary = serde_json::json!({
+        "events": events,
+        "exchanges_written": out.written,
+        "reassembly": analysis.reassembly.stats,
+        "http": analysis.http.stats(),
+    });
+    log::info!("replayed: {summary}");
+    Ok(())
+}
+
+#[expect(
+    clippy::too_many_lines,
+    reason = "the live loop is where every stage meets; split, the wiring would scatter"
+)]
 async fn run_live(config: RunConfig) -> anyhow::Result<()> {
-    let output =
-        jsonl::open(&config.output).with_context(|| format!("opening output {:?}", config.output))?;
-    let mut stages = Stages::new(&config);
+    let output = match &config.output {
+        Some(o) => Some(JsonlWriter::open(o).with_context(|| format!("opening output {o:?}"))?),
+        None => None,
+    };
+    let clock = Clock::now();
+    let recorder = match &config.record {
+        Some(path) => Some(
+            open_recording(path, &clock).with_context(|| format!("creating recording {}", path.display()))?,
+        ),
+        None => None,
+    };
+    let mut capture = Capture {
+        enrich: Enricher::new(
+            config.capture.filter.clone(),
+            config.capture.max_connections as usize,
+        ),
+        events: Vec::new(),
+        decode_errors: 0,
+        recorder,
+    };
+    let mut analysis = output.as_ref().map(|_| Analysis::new(&config.analysis, clock));
     let probes = loader::load(&LoadOptions {
-        ring_buffer_bytes: config.ring_buffer_bytes,
-        max_connections: config.max_connections,
+        ring_buffer_bytes: config.capture.ring_buffer_bytes,
+        max_connections: config.capture.max_connections,
     })?;
     let attached = probes.attached;
     let counters = probes.counters;
@@ -78,18 +155,26 @@ async fn run_live(config: RunConfig) -> anyhow::Result<()> {
     let mut ring = unsafe { AsyncFd::register_with_interest(probes.ring, Interest::READABLE) }
         .map_err(|e| anyhow::anyhow!("polling the ring buffer: {e}"))?;
     let (capture_to_export, export_rx) = mpsc::channel(CAPTURE_TO_EXPORT);
-    let exporter = tokio::task::spawn_blocking(move || jsonl::run(export_rx, output));
+    let exporter = output.map(|out| tokio::task::spawn_blocking(move || jsonl::run(export_rx, out)));
     let mut sigterm = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
     let mut sigint = signal(SignalKind::interrupt()).context("installing the SIGINT handler")?;
     let mut tick = tokio::time::interval(Duration::from_millis(250));
     let mut losses = LossReporter::default();
     log::info!(
-        "capturing: {attached} tracepoints attached, writing exchanges to {}",
-        match &config.output {
-            crate::config::Output::Stdout => "stdout".to_owned(),
-            crate::config::Output::File(p) => p.display().to_string(),
-        }
+        "capturing: {attached} tracepoints attached, {}",
+        describe(&config)
     );
+    let mut export_dropped = 0u64;
+    let mut deliver = |analysis: &mut Analysis| {
+        analysis.drain(&mut |record| {
+            if capture_to_export.try_send(record).is_err() {
+                export_dropped += 1;
+                if export_dropped.is_power_of_two() {
+                    log::warn!("exporter behind: {export_dropped} exchanges dropped so far");
+                }
+            }
+        });
+    };
     loop {
         tokio::select! {
             guard = ring.readable_mut() => {
@@ -98,25 +183,35 @@ async fn run_live(config: RunConfig) -> anyhow::Result<()> {
                 let mut handled = 0;
                 while handled < BATCH {
                     let Some(item) = rb.next() else { break };
-                    stages.ingest(&item);
+                    capture.ingest(&item);
                     handled += 1;
                 }
                 if handled < BATCH {
                     guard.clear_ready();
                 }
-                stages.deliver(&capture_to_export);
-                mute(&mut conns, stages.enrich.take_mutes());
-                for event in stages.processes.drain(..) {
+                for event in capture.take_events() {
                     match event {
                         Event::Exec { tgid } => tls.on_exec(tgid),
                         Event::Exit { tgid } => tls.on_exit(&mut ebpf, tgid),
                         _ => {}
                     }
+                    if let Some(analysis) = analysis.as_mut() {
+                        analysis.push(event);
+                    }
                 }
+                if let Some(analysis) = analysis.as_mut() {
+                    forget_closed(&mut capture, analysis);
+                    deliver(analysis);
+                }
+                mute(&mut conns, capture.enrich.take_mutes());
             }
             _ = tick.tick() => {
-                stages.tick(monotonic_ns());
-                stages.deliver(&capture_to_export);
+                if let Some(analysis) = analysis.as_mut() {
+                    analysis.tick(monotonic_ns());
+                    forget_closed(&mut capture, analysis);
+                    deliver(analysis);
+                }
+                capture.flush_recording();
                 losses.check(losses::read(&counters));
                 tls.tick(&mut ebpf);
             }
@@ -124,25 +219,69 @@ async fn run_live(config: RunConfig) -> anyhow::Result<()> {
             _ = sigint.recv() => break,
         }
     }
-    stages.shutdown();
-    stages.deliver(&capture_to_export);
+    if let Some(analysis) = analysis.as_mut() {
+        analysis.shutdown();
+        deliver(analysis);
+    }
+    capture.flush_recording();
     drop(capture_to_export);
-    let written = exporter
-        .await
-        .context("exporter thread")?
-        .context("writing exchanges")?;
+    let written = match exporter {
+        Some(handle) => handle
+            .await
+            .context("exporter thread")?
+            .context("writing exchanges")?,
+        None => 0,
+    };
     let summary = Summary {
         exchanges_written: written,
-        export_dropped: stages.export_dropped,
-        decode_errors: stages.decode_errors,
-        capture: stages.enrich.stats,
-        reassembly: stages.reassembly.stats,
-        http: stages.http.stats(),
+        export_dropped,
+        decode_errors: capture.decode_errors,
+        capture: capture.enrich.stats,
+        reassembly: analysis.as_ref().map(|a| a.reassembly.stats),
+        http: analysis.as_ref().map(|a| a.http.stats()),
         kernel: losses::read(&counters),
         tls: tls.stats,
     };
     log::info!("stopped: {}", serde_json::to_string(&summary).unwrap_or_default());
     Ok(())
+}
+
+fn describe(config: &RunConfig) -> String {
+    let output = match &config.output {
+        Some(Output::Stdout) => Some("writing exchanges to stdout".to_owned()),
+        Some(Output::File(p)) => Some(format!("writing exchanges to {}", p.display())),
+        None => None,
+    };
+    let record = config
+        .record
+        .as_ref()
+        .map(|p| format!("recording to {}", p.display()));
+    [output, record]
+        .into_iter()
+        .flatten()
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+fn open_recording(
+    path: &std::path::Path,
+    clock: &Clock,
+) -> std::io::Result<recording::Writer<BufWriter<File>>> {
+    let file = OpenOptions::new()
+        .create(true)
+        .write(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)?;
+    recording::Writer::new(BufWriter::with_capacity(1 << 20, file), clock.boot_wall_ns())
+}
+
+/// Connections the analysis closed on its own (idle, table full) must be resolved afresh if
+/// they speak again, rather than dropped as belonging to nothing.
+fn forget_closed(capture: &mut Capture, analysis: &mut Analysis) {
+    for conn_id in analysis.closed.drain(..) {
+        capture.enrich.forget(conn_id);
+    }
 }
 
 #[derive(serde::Serialize)]
@@ -151,8 +290,8 @@ struct Summary {
     export_dropped: u64,
     decode_errors: u64,
     capture: EnrichStats,
-    reassembly: ReassemblyStats,
-    http: HttpStageStats,
+    reassembly: Option<ReassemblyStats>,
+    http: Option<HttpStageStats>,
     kernel: KernelCounters,
     tls: TlsStats,
 }
@@ -197,44 +336,15 @@ impl LossReporter {
     }
 }
 
-/// The synchronous stages, fed one ring record at a time.
-struct Stages {
-    clock: Clock,
+/// The capture stage's userspace half: decode and resolve, and record if asked.
+struct Capture {
     enrich: Enricher,
-    reassembly: Reassembler,
-    http: HttpStage,
     events: Vec<Event>,
-    streams: Vec<StreamEvent>,
-    observed: Vec<Observed>,
-    /// Process exec/exit events for the TLS attacher.
-    processes: Vec<Event>,
     decode_errors: u64,
-    export_dropped: u64,
+    recorder: Option<recording::Writer<BufWriter<File>>>,
 }
 
-impl Stages {
-    fn new(config: &RunConfig) -> Self {
-        let limits = Limits {
-            max_body_capture: config.max_body_bytes,
-            ..Limits::default()
-        };
-        Stages {
-            clock: Clock::now(),
-            enrich: Enricher::new(config.filter.clone(), config.max_connections as usize),
-            reassembly: Reassembler::new(ReassemblyLimits {
-                max_connections: config.max_connections as usize,
-                ..ReassemblyLimits::default()
-            }),
-            http: HttpStage::new(limits),
-            events: Vec::new(),
-            streams: Vec::new(),
-            observed: Vec::new(),
-            processes: Vec::new(),
-            decode_errors: 0,
-            export_dropped: 0,
-        }
-    }
-
+impl Capture {
     fn ingest(&mut self, record: &[u8]) {
         match decode::decode(record) {
             Ok(event) => self.enrich.push(event, &mut self.events),
@@ -248,6 +358,66 @@ impl Stages {
                 }
             }
         }
+    }
+
+    /// The events decoded since the last call, written to the recording first.
+    fn take_events(&mut self) -> Vec<Event> {
+        let events = std::mem::take(&mut self.events);
+        if let Some(rec) = self.recorder.as_mut() {
+            for event in &events {
+                if let Err(e) = rec.write(event) {
+                    log::error!("recording stopped: {e}");
+                    self.recorder = None;
+                    break;
+                }
+            }
+        }
+        events
+    }
+
+    fn flush_recording(&mut self) {
+        if let Some(rec) = self.recorder.as_mut()
+            && let Err(e) = rec.flush()
+        {
+            log::error!("recording stopped: {e}");
+            self.recorder = None;
+        }
+    }
+}
+
+/// Everything after capture: reassembly, HTTP, exchange records. Fed the same way live and in
+/// replay, which is what makes a replay reproduce the live output.
+struct Analysis {
+    clock: Clock,
+    reassembly: Reassembler,
+    http: HttpStage,
+    streams: Vec<StreamEvent>,
+    observed: Vec<Observed>,
+    /// Connections reassembly closed, for the capture stage to forget.
+    closed: Vec<u64>,
+}
+
+impl Analysis {
+    fn new(config: &AnalysisConfig, clock: Clock) -> Self {
+        let limits = Limits {
+            max_body_capture: config.max_body_bytes,
+            ..Limits::default()
+        };
+        Analysis {
+            clock,
+            reassembly: Reassembler::new(ReassemblyLimits {
+                max_connections: config.max_connections,
+                ..ReassemblyLimits::default()
+            }),
+            http: HttpStage::new(limits),
+            streams: Vec::new(),
+            observed: Vec::new(),
+            closed: Vec::new(),
+        }
+    }
+
+    fn push(&mut self, event: Event) {
+        self.reassembly.push(event, &mut self.streams);
         self.advance();
     }
 
@@ -258,39 +428,22 @@ impl Stages {
 
     /// Ends every connection, so requests still waiting for a response are reported.
     fn shutdown(&mut self) {
-        self.reassembly.tick(u64::MAX, &mut self.streams);
+        self.reassembly.close_all(&mut self.streams);
         self.advance();
     }
 
     fn advance(&mut self) {
-        for event in self.events.drain(..) {
-            if matches!(event, Event::Exec { .. } | Event::Exit { .. }) {
-                self.processes.push(event);
-            } else {
-                self.reassembly.push(event, &mut self.streams);
-            }
-        }
         for stream in self.streams.drain(..) {
             if let StreamEvent::Close { conn_id, .. } = &stream {
-                // Reassembly may close on its own (idle, table full): the connection's next bytes
-                // must then be resolved again rather than dropped as belonging to nothing.
-                self.enrich.forget(*conn_id);
+                self.closed.push(*conn_id);
             }
             self.http.push(stream, &mut self.observed);
         }
     }
 
-    fn deliver(&mut self, tx: &mpsc::Sender<ExchangeRecord>) {
+    fn drain(&mut self, sink: &mut impl FnMut(ExchangeRecord)) {
         for observed in self.observed.drain(..) {
-            if tx.try_send(ExchangeRecord::new(&observed, &self.clock)).is_err() {
-                self.export_dropped += 1;
-                if self.export_dropped.is_power_of_two() {
-                    log::warn!(
-                        "exporter behind: {} exchanges dropped so far",
-                        self.export_dropped
-                    );
-                }
-            }
+            sink(ExchangeRecord::new(&observed, &self.clock));
         }
     }
 }

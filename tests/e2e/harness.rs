@@ -66,20 +66,32 @@ pub struct Agent {
     proc: Proc,
     output: PathBuf,
     stderr: Arc<Mutex<String>>,
-    _dir: tempfile::TempDir,
+    dir: tempfile::TempDir,
 }
 
 impl Agent {
     /// Starts `apisense run --output FILE ARGS..` and waits for its "capturing" line.
     pub fn start(args: &[&str]) -> Agent {
+        Self::start_with(|dir| {
+            let output = dir.join("exchanges.jsonl");
+            let mut command_line = vec![
+                "run".to_owned(),
+                "--output".to_owned(),
+                output.display().to_string(),
+            ];
+            command_line.extend(args.iter().map(|a| (*a).to_owned()));
+            (command_line, output)
+        })
+    }
+
+    /// Starts the agent with the arguments `command` builds in a fresh temporary directory (it
+    /// also names the JSONL file the harness reads), and waits for its "capturing" line.
+    pub fn start_with(command: impl FnOnce(&Path) -> (Vec<String>, PathBuf)) -> Agent {
         let dir = tempfile::tempdir().unwrap();
-        let output = dir.path().join("exchanges.jsonl");
+        let (argv, output) = command(dir.path());
         let mut proc = Proc::spawn(
             Command::new(agent_bin())
-                .arg("run")
-                .arg("--output")
-                .arg(&output)
-                .args(args)
+                .args(&argv)
                 .env("RUST_LOG", "info")
                 .stdout(Stdio::null())
                 .stderr(Stdio::piped()),
@@ -99,7 +111,7 @@ impl Agent {
             proc,
             output,
             stderr,
-            _dir: dir,
+            dir,
         };
         let deadline = Instant::now() + Duration::from_mins(1);
         while !agent.stderr().contains("capturing") {
@@ -116,6 +128,14 @@ impl Agent {
             thread::sleep(Duration::from_millis(20));
         }
         agent
+    }
+
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+
+    pub fn output(&self) -> &Path {
+        &self.output
     }
 
     pub fn stderr(&self) -> String {
@@ -162,7 +182,7 @@ impl Agent {
     }
 
     /// Interrupts the agent and returns its log.
-    pub fn stop(mut self) -> String {
+    pub fn stop(&mut self) -> String {
         // SAFETY: signalling our own child.
         unsafe { libc::kill(self.proc.pid() as i32, libc::SIGINT) };
         let deadline = Instant::now() + Duration::from_secs(10);

@@ -12,4 +12,5 @@ mod harness;
 
 mod cli;
 mod plaintext;
+mod replay;
 mod tls;

@@ -48,7 +48,7 @@ fn kernel_curl_to_python_server_seen_from_both_sides() {
             .stderr(Stdio::null()),
     );
     harness::wait_listening(port);
-    let agent = Agent::start(&["--port", &port.to_string()]);
+    let mut agent = Agent::start(&["--port", &port.to_string()]);
     let url = format!("http://127.0.0.1:{port}/hello.txt?x=1&token=s3cr3t");
     let curl_pid = harness::curl_ok(&["-H", "Authorization: Bearer abc.def", &url]);
 

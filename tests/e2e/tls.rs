@@ -100,7 +100,7 @@ fn kernel_tls_python_and_node_servers() {
     let (py_port, node_port) = (harness::free_port(), harness::free_port());
     let _py = harness::python_https_server(py_port, &cert);
     let _node = harness::node_https_server(node_port, &cert);
-    let agent = Agent::start(&["--port", &py_port.to_string(), "--port", &node_port.to_string()]);
+    let mut agent = Agent::start(&["--port", &py_port.to_string(), "--port", &node_port.to_string()]);
     harness::curl_ok(&["-k", &format!("https://127.0.0.1:{py_port}/py/curl")]);
     harness::node_get(&format!("https://127.0.0.1:{py_port}/py/node"));
     harness::python_get(&format!("https://127.0.0.1:{node_port}/node/python"));

@@ -17,6 +17,7 @@ pub struct KernelCounters {
 
 /// Sums every CPU's counters. A counter that cannot be read reads as zero (and is logged once per
 /// call): losing a metric must not stop capture.
+#[must_use]
 pub fn read(map: &PerCpuArray<MapData, u64>) -> KernelCounters {
     let sum = |index: u32| -> u64 {
         match map.get(&index, 0) {

@@ -10,6 +10,7 @@ pub mod event;
 pub mod loader;
 pub mod losses;
 pub mod procinfo;
+pub mod recording;
 pub mod tls_libs;
 
 use std::{net::SocketAddr, sync::Arc};

@@ -45,6 +45,7 @@ impl ProcCache {
 
 /// `(local, remote)` of socket `fd` in process `tgid`, from /proc/PID/net/tcp{,6} (which lists
 /// the process's network namespace, so this works for containers too).
+#[must_use]
 pub fn socket_addrs(tgid: u32, fd: i32) -> Option<(SocketAddr, SocketAddr)> {
     let inode = socket_inode(tgid, fd)?;
     ["tcp", "tcp6"].iter().find_map(|table| {
@@ -60,6 +61,7 @@ fn socket_inode(tgid: u32, fd: i32) -> Option<u64> {
 }
 
 /// The process's command name, as the kernel's `comm` (for connections whose open was missed).
+#[must_use]
 pub fn comm(tgid: u32) -> Option<String> {
     Some(
         fs::read_to_string(format!("/proc/{tgid}/comm"))
@@ -70,6 +72,7 @@ pub fn comm(tgid: u32) -> Option<String> {
 }
 
 /// Whether fd is (still) a socket; `None` when the process or fd is gone.
+#[must_use]
 pub fn is_socket(tgid: u32, fd: i32) -> Option<bool> {
     let link = fs::read_link(format!("/proc/{tgid}/fd/{fd}")).ok()?;
     Some(link.to_string_lossy().starts_with("socket:["))

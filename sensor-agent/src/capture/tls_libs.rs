@@ -339,7 +339,8 @@ fn is_tls_library(path: &Path) -> bool {
         return false;
     };
     let shared_object = name.contains(".so");
-    shared_object && (name.starts_with("libssl.so") || name.starts_with("libssl-") || name.starts_with("libboringssl"))
+    shared_object
+        && (name.starts_with("libssl.so") || name.starts_with("libssl-") || name.starts_with("libboringssl"))
 }
 
 /// Which of the SSL symbols the file defines in its dynamic symbol table (what a process can

@@ -21,6 +21,17 @@ impl Clock {
         }
     }
 
+    /// A clock with a known offset (read back from a recording).
+    #[must_use]
+    pub fn from_boot_wall_ns(boot_wall_ns: i128) -> Self {
+        Clock { boot_wall_ns }
+    }
+
+    #[must_use]
+    pub fn boot_wall_ns(&self) -> i128 {
+        self.boot_wall_ns
+    }
+
     #[must_use]
     pub fn wall(&self, mono_ns: u64) -> SystemTime {
         let ns = (self.boot_wall_ns + i128::from(mono_ns)).max(0);

@@ -10,41 +10,54 @@ use tokio::sync::mpsc;
 use super::record::ExchangeRecord;
 use crate::config::Output;
 
-/// Opens the destination now, so a bad path fails before the probes are attached.
-pub fn open(output: &Output) -> io::Result<Box<dyn Write + Send>> {
-    Ok(match output {
-        Output::Stdout => Box::new(io::stdout()),
-        Output::File(path) => Box::new(
-            OpenOptions::new()
-                .create(true)
-                .append(true)
-                // Exchanges describe internal traffic: readable by the owner only.
-                .mode(0o600)
-                .open(path)?,
-        ),
-    })
+pub struct JsonlWriter {
+    out: BufWriter<Box<dyn Write + Send>>,
+    pub written: u64,
+}
+
+impl JsonlWriter {
+    /// Opens the destination now, so a bad path fails before the probes are attached.
+    pub fn open(output: &Output) -> io::Result<Self> {
+        let out: Box<dyn Write + Send> = match output {
+            Output::Stdout => Box::new(io::stdout()),
+            Output::File(path) => Box::new(
+                OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    // Exchanges describe internal traffic: readable by the owner only.
+                    .mode(0o600)
+                    .open(path)?,
+            ),
+        };
+        Ok(JsonlWriter {
+            out: BufWriter::new(out),
+            written: 0,
+        })
+    }
+
+    pub fn write(&mut self, record: &ExchangeRecord) -> io::Result<()> {
+        serde_json::to_writer(&mut self.out, record).map_err(io::Error::other)?;
+        self.out.write_all(b"\n")?;
+        self.written += 1;
+        Ok(())
+    }
+
+    pub fn flush(&mut self) -> io::Result<()> {
+        self.out.flush()
+    }
 }
 
 /// Writes records until the channel closes; flushes whenever the channel is drained so a record
 /// is visible within one batch of its arrival. Blocking: run it on its own thread, so a slow
 /// reader of stdout backs up this channel (where drops are counted), not the ring-buffer reader.
-pub fn run(mut rx: mpsc::Receiver<ExchangeRecord>, out: Box<dyn Write + Send>) -> io::Result<u64> {
-    let mut out = BufWriter::new(out);
-    let mut written = 0u64;
+pub fn run(mut rx: mpsc::Receiver<ExchangeRecord>, mut out: JsonlWriter) -> io::Result<u64> {
     while let Some(record) = rx.blocking_recv() {
-        write(&mut out, &record)?;
-        written += 1;
+        out.write(&record)?;
         while let Ok(record) = rx.try_recv() {
-            write(&mut out, &record)?;
-            written += 1;
+            out.write(&record)?;
         }
         out.flush()?;
     }
     out.flush()?;
-    Ok(written)
-}
-
-fn write(out: &mut impl Write, record: &ExchangeRecord) -> io::Result<()> {
-    serde_json::to_writer(&mut *out, record).map_err(io::Error::other)?;
-    out.write_all(b"\n")
+    Ok(out.written)
 }

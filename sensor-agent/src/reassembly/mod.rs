@@ -165,6 +165,15 @@ impl Reassembler {
         }
     }
 
+    /// Closes every connection at its last activity (agent shutdown, end of a replay).
+    pub fn close_all(&mut self, out: &mut Vec<StreamEvent>) {
+        let mut open: Vec<(u64, u64)> = self.conns.iter().map(|(id, c)| (c.last_ns, *id)).collect();
+        open.sort_unstable();
+        for (last_ns, conn_id) in open {
+            self.close(conn_id, last_ns, out);
+        }
+    }
+
     fn close(&mut self, conn_id: u64, ts_ns: u64, out: &mut Vec<StreamEvent>) {
         let Some(mut conn) = self.conns.remove(&conn_id) else {
             return;
