@@ -15,36 +15,22 @@ fn main() -> anyhow::Result<()> {
     let skip = env::var("AYA_BUILD_SKIP").is_ok_and(|v| v == "1" || v.eq_ignore_ascii_case("true"));
     let linker = which_bpf_linker();
     if skip || linker.is_none() {
-        let why = if skip {
-            "AYA_BUILD_SKIP is set"
-        } else {
-            "bpf-linker not found (run `cargo xtask setup`)"
-        };
+        let why =
+            if skip { "AYA_BUILD_SKIP is set" } else { "bpf-linker not found (run `cargo xtask setup`)" };
         println!("cargo:warning=eBPF programs not built: {why}; the agent will not be able to capture");
         fs::write(&object, []).context("writing the empty eBPF object")?;
         return Ok(());
     }
     let manifest = PathBuf::from(env::var("CARGO_MANIFEST_DIR")?);
-    let root = manifest
-        .parent()
-        .ok_or_else(|| anyhow!("no workspace root"))?
-        .join("sensor-ebpf");
-    let root_dir = root
-        .to_str()
-        .ok_or_else(|| anyhow!("non-UTF-8 path {}", root.display()))?;
+    let root = manifest.parent().ok_or_else(|| anyhow!("no workspace root"))?.join("sensor-ebpf");
+    let root_dir = root.to_str().ok_or_else(|| anyhow!("non-UTF-8 path {}", root.display()))?;
     aya_build::build_ebpf(
-        [Package {
-            name: "sensor-ebpf",
-            root_dir,
-            ..Default::default()
-        }],
+        [Package { name: "sensor-ebpf", root_dir, ..Default::default() }],
         Toolchain::Nightly,
     )
 }
 
 fn which_bpf_linker() -> Option<PathBuf> {
     let path = env::var_os("PATH")?;
-    env::split_paths(&path)
-        .map(|dir| dir.join("bpf-linker"))
-        .find(|p| p.is_file())
+    env::split_paths(&path).map(|dir| dir.join("bpf-linker")).find(|p| p.is_file())
 }

@@ -172,10 +172,7 @@ impl TryFrom<RecordArgs> for RunConfig {
 
     fn try_from(args: RecordArgs) -> Result<Self, ConfigError> {
         let capture = capture(args.capture)?;
-        let defaults = AnalysisArgs {
-            max_body_bytes: 65_536,
-            max_buffered_mib: 256,
-        };
+        let defaults = AnalysisArgs { max_body_bytes: 65_536, max_buffered_mib: 256 };
         Ok(RunConfig {
             output: None,
             record: Some(args.out),
@@ -205,10 +202,7 @@ fn capture(args: CaptureArgs) -> Result<CaptureConfig, ConfigError> {
         return Err(ConfigError::MaxConnections(args.max_connections));
     }
     Ok(CaptureConfig {
-        filter: Filter {
-            pids: args.pids,
-            ports: args.ports,
-        },
+        filter: Filter { pids: args.pids, ports: args.ports },
         ring_buffer_bytes: args.ring_buffer_mib << 20,
         max_connections: args.max_connections,
     })
@@ -251,9 +245,7 @@ mod tests {
     fn args(extra: &[&str]) -> Result<RunConfig, ConfigError> {
         let mut argv = vec!["apisense", "run"];
         argv.extend_from_slice(extra);
-        let Command::Run(run) = Cli::try_parse_from(argv).unwrap().command else {
-            unreachable!()
-        };
+        let Command::Run(run) = Cli::try_parse_from(argv).unwrap().command else { unreachable!() };
         RunConfig::try_from(run)
     }
 
@@ -268,21 +260,10 @@ mod tests {
 
     #[test]
     fn bad_values_name_the_flag() {
-        assert_eq!(
-            args(&["--ring-buffer-mib", "3"]).unwrap_err(),
-            ConfigError::RingBuffer(3)
-        );
-        assert!(
-            args(&["--max-connections", "1"])
-                .unwrap_err()
-                .to_string()
-                .contains("--max-connections")
-        );
+        assert_eq!(args(&["--ring-buffer-mib", "3"]).unwrap_err(), ConfigError::RingBuffer(3));
+        assert!(args(&["--max-connections", "1"]).unwrap_err().to_string().contains("--max-connections"));
         assert_eq!(args(&["--output", ""]).unwrap_err(), ConfigError::EmptyOutput);
-        assert_eq!(
-            args(&["--max-buffered-mib", "0"]).unwrap_err(),
-            ConfigError::MaxBuffered(0)
-        );
+        assert_eq!(args(&["--max-buffered-mib", "0"]).unwrap_err(), ConfigError::MaxBuffered(0));
     }
 
     #[test]
@@ -308,27 +289,21 @@ mod tests {
 
     #[test]
     fn record_and_replay_commands() {
-        let Command::Record(r) = Cli::try_parse_from(["apisense", "record", "--out", "f", "--port", "1"])
-            .unwrap()
-            .command
+        let Command::Record(r) =
+            Cli::try_parse_from(["apisense", "record", "--out", "f", "--port", "1"]).unwrap().command
         else {
             unreachable!()
         };
         let c = RunConfig::try_from(r).unwrap();
         assert!(c.output.is_none());
         assert_eq!(c.record, Some(PathBuf::from("f")));
-        let Command::Replay(r) = Cli::try_parse_from(["apisense", "replay", "f", "-o", "x"])
-            .unwrap()
-            .command
+        let Command::Replay(r) = Cli::try_parse_from(["apisense", "replay", "f", "-o", "x"]).unwrap().command
         else {
             unreachable!()
         };
         let c = ReplayConfig::try_from(r).unwrap();
         assert_eq!(c.input, PathBuf::from("f"));
-        assert!(
-            Cli::try_parse_from(["apisense", "record"]).is_err(),
-            "--out is required"
-        );
+        assert!(Cli::try_parse_from(["apisense", "record"]).is_err(), "--out is required");
     }
 
     #[test]

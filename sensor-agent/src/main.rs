@@ -8,12 +8,12 @@ fn main() -> ExitCode {
     let cli = config::Cli::parse();
     config::init_logging(&cli);
     let result = match cli.command {
-        config::Command::Run(args) => config::RunConfig::try_from(args)
-            .map_err(anyhow::Error::from)
-            .and_then(pipeline::run),
-        config::Command::Record(args) => config::RunConfig::try_from(args)
-            .map_err(anyhow::Error::from)
-            .and_then(pipeline::run),
+        config::Command::Run(args) => {
+            config::RunConfig::try_from(args).map_err(anyhow::Error::from).and_then(pipeline::run)
+        }
+        config::Command::Record(args) => {
+            config::RunConfig::try_from(args).map_err(anyhow::Error::from).and_then(pipeline::run)
+        }
         config::Command::Replay(args) => config::ReplayConfig::try_from(args)
             .map_err(anyhow::Error::from)
             .and_then(|c| pipeline::replay(&c)),

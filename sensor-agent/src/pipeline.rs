@@ -122,10 +122,7 @@ async fn run_live(config: RunConfig) -> anyhow::Result<()> {
         None => None,
     };
     let mut capture = Capture {
-        enrich: Enricher::new(
-            config.capture.filter.clone(),
-            config.capture.max_connections as usize,
-        ),
+        enrich: Enricher::new(config.capture.filter.clone(), config.capture.max_connections as usize),
         events: Vec::new(),
         decode_errors: 0,
         recorder,
@@ -145,11 +142,7 @@ async fn run_live(config: RunConfig) -> anyhow::Result<()> {
     log::info!(
         "TLS libraries probed ({}): {}",
         libraries.len(),
-        if libraries.is_empty() {
-            "none yet".to_owned()
-        } else {
-            libraries.join("; ")
-        }
+        if libraries.is_empty() { "none yet".to_owned() } else { libraries.join("; ") }
     );
     // SAFETY: the ring buffer owns its map fd and keeps it open for as long as the AsyncFd lives.
     let mut ring = unsafe { AsyncFd::register_with_interest(probes.ring, Interest::READABLE) }
@@ -160,10 +153,7 @@ async fn run_live(config: RunConfig) -> anyhow::Result<()> {
     let mut sigint = signal(SignalKind::interrupt()).context("installing the SIGINT handler")?;
     let mut tick = tokio::time::interval(Duration::from_millis(250));
     let mut losses = LossReporter::default();
-    log::info!(
-        "capturing: {attached} tracepoints attached, {}",
-        describe(&config)
-    );
+    log::info!("capturing: {attached} tracepoints attached, {}", describe(&config));
     let mut export_dropped = 0u64;
     let mut deliver = |analysis: &mut Analysis| {
         analysis.drain(&mut |record| {
@@ -226,10 +216,7 @@ async fn run_live(config: RunConfig) -> anyhow::Result<()> {
     capture.flush_recording();
     drop(capture_to_export);
     let written = match exporter {
-        Some(handle) => handle
-            .await
-            .context("exporter thread")?
-            .context("writing exchanges")?,
+        Some(handle) => handle.await.context("exporter thread")?.context("writing exchanges")?,
         None => 0,
     };
     let summary = Summary {
@@ -252,27 +239,15 @@ fn describe(config: &RunConfig) -> String {
         Some(Output::File(p)) => Some(format!("writing exchanges to {}", p.display())),
         None => None,
     };
-    let record = config
-        .record
-        .as_ref()
-        .map(|p| format!("recording to {}", p.display()));
-    [output, record]
-        .into_iter()
-        .flatten()
-        .collect::<Vec<_>>()
-        .join(", ")
+    let record = config.record.as_ref().map(|p| format!("recording to {}", p.display()));
+    [output, record].into_iter().flatten().collect::<Vec<_>>().join(", ")
 }
 
 fn open_recording(
     path: &std::path::Path,
     clock: &Clock,
 ) -> std::io::Result<recording::Writer<BufWriter<File>>> {
-    let file = OpenOptions::new()
-        .create(true)
-        .write(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(path)?;
+    let file = OpenOptions::new().create(true).write(true).truncate(true).mode(0o600).open(path)?;
     recording::Writer::new(BufWriter::with_capacity(1 << 20, file), clock.boot_wall_ns())
 }
 
@@ -321,9 +296,7 @@ impl LossReporter {
         let map_full = (now.conn_map_full + now.pending_map_full)
             .saturating_sub(self.last.conn_map_full + self.last.pending_map_full);
         if (dropped > 0 || map_full > 0)
-            && self
-                .last_warn
-                .is_none_or(|t| t.elapsed() > Duration::from_secs(10))
+            && self.last_warn.is_none_or(|t| t.elapsed() > Duration::from_secs(10))
         {
             log::warn!(
                 "kernel losses: {dropped} ring-buffer records dropped ({} in total), {map_full} \
@@ -351,10 +324,7 @@ impl Capture {
             Err(e) => {
                 self.decode_errors += 1;
                 if self.decode_errors.is_power_of_two() {
-                    log::warn!(
-                        "undecodable ring-buffer record ({} so far): {e}",
-                        self.decode_errors
-                    );
+                    log::warn!("undecodable ring-buffer record ({} so far): {e}", self.decode_errors);
                 }
             }
         }
@@ -399,17 +369,19 @@ struct Analysis {
 
 impl Analysis {
     fn new(config: &AnalysisConfig, clock: Clock) -> Self {
-        let limits = Limits {
-            max_body_capture: config.max_body_bytes,
-            ..Limits::default()
-        };
+        let limits = Limits { max_body_capture: config.max_body_bytes, ..Limits::default() };
+        // A quarter of the budget for out-of-order data, the rest for parsers (partial heads,
+        // bodies kept for inspection, requests waiting for their responses).
+        let quarter = config.max_buffered_bytes / 4;
+        let parsers = usize::try_from(config.max_buffered_bytes - quarter).unwrap_or(usize::MAX);
         Analysis {
             clock,
             reassembly: Reassembler::new(ReassemblyLimits {
                 max_connections: config.max_connections,
+                max_pending_total: quarter,
                 ..ReassemblyLimits::default()
             }),
-            http: HttpStage::new(limits),
+            http: HttpStage::new(limits, parsers),
             streams: Vec::new(),
             observed: Vec::new(),
             closed: Vec::new(),
@@ -445,5 +417,117 @@ impl Analysis {
         for observed in self.observed.drain(..) {
             sink(ExchangeRecord::new(&observed, &self.clock));
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use bytes::Bytes;
+
+    use super::*;
+    use crate::capture::{ConnMeta, Direction, Origin, RawChunk, Role};
+
+    fn open(conn_id: u64) -> Event {
+        Event::Open(Arc::new(ConnMeta {
+            conn_id,
+            tgid: 1,
+            fd: conn_id as i32,
+            role: Role::Server,
+            origin: Origin::Accept,
+            comm: "srv".into(),
+            exe: None,
+            local: None,
+            remote: None,
+            opened_ns: 0,
+            tls: false,
+        }))
+    }
+
+    fn data(conn_id: u64, offset: u64, bytes: &[u8], ts_ns: u64) -> Event {
+        Event::Data(RawChunk {
+            conn_id,
+            tgid: 1,
+            fd: conn_id as i32,
+            ts_ns,
+            direction: Direction::Ingress,
+            tls: false,
+            source: 1,
+            offset,
+            len: bytes.len() as u64,
+            payload: Bytes::copy_from_slice(bytes),
+        })
+    }
+
+    fn analysis(budget_mib: u64) -> Analysis {
+        let config = AnalysisConfig {
+            max_body_bytes: 65_536,
+            max_buffered_bytes: budget_mib << 20,
+            max_connections: 65_536,
+        };
+        Analysis::new(&config, Clock::from_boot_wall_ns(0))
+    }
+
+    /// 10,000 idle connections each holding a partial head, one slow-loris sending a head a
+    /// byte at a time, one client streaming a never-ending chunked body, and one pipelining
+    /// requests with bodies that are never answered: what the agent holds stays under budget.
+    #[test]
+    fn memory_stays_within_budget_under_idle_slow_and_huge_senders() {
+        let mut a = analysis(4);
+        let budget = 3u64 << 20; // the parsers' three quarters of 4 MiB
+        for id in 0..10_000 {
+            a.push(open(id));
+            a.push(data(id, 0, format!("POST /idle/{id} HTTP/1.1\r\nHost: x\r\nX-Pad: ").as_bytes(), 1));
+        }
+        let (loris, stream, pipeliner) = (20_000, 20_001, 20_002);
+        for id in [loris, stream, pipeliner] {
+            a.push(open(id));
+        }
+        let mut offsets = [0u64; 3];
+        let head = b"GET /slow HTTP/1.1\r\nX-A: ";
+        a.push(data(loris, 0, head, 2));
+        offsets[0] = head.len() as u64;
+        let chunked = b"POST /upload HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n";
+        a.push(data(stream, 0, chunked, 2));
+        offsets[1] = chunked.len() as u64;
+        let piece = vec![b'z'; 60_000];
+        for round in 0..2_000u64 {
+            let ts = 3 + round;
+            a.push(data(loris, offsets[0], b"a", ts));
+            offsets[0] += 1;
+            let chunk = [format!("{:x}\r\n", piece.len()).as_bytes(), &piece, b"\r\n"].concat();
+            a.push(data(stream, offsets[1], &chunk, ts));
+            offsets[1] += chunk.len() as u64;
+            let request = [
+                format!("POST /p/{round} HTTP/1.1\r\nContent-Length: {}\r\n\r\n", piece.len()).as_bytes(),
+                &piece[..],
+            ]
+            .concat();
+            a.push(data(pipeliner, offsets[2], &request, ts));
+            offsets[2] += request.len() as u64;
+            let parser_bytes = a.http.stats().held_bytes;
+            assert!(parser_bytes <= budget + 200_000, "round {round}: parsers hold {parser_bytes} bytes");
+            a.drain(&mut |_| {});
+        }
+        let stats = a.http.stats();
+        assert!(stats.memory_resets > 0, "{stats:?}");
+        assert!(stats.exchanges > 1_000, "reset parsers report what they held: {stats:?}");
+        assert_eq!(a.reassembly.stats.pending_bytes, 0);
+    }
+
+    /// Out-of-order chunks that never get their hole filled cannot pile up across connections.
+    #[test]
+    fn out_of_order_bytes_stay_within_budget() {
+        let mut a = analysis(4);
+        let quarter = 1u64 << 20;
+        for id in 0..2_000 {
+            a.push(open(id));
+            // Offset 10: the first 10 bytes never arrive.
+            a.push(data(id, 10, &[b'x'; 4_000], 1));
+            assert!(a.reassembly.stats.pending_bytes <= quarter);
+        }
+        assert!(a.reassembly.stats.budget_flushes > 0);
+        assert!(a.reassembly.stats.gap_bytes > 0);
     }
 }

@@ -5,10 +5,7 @@
 //! their sizes are asserted: a change on one side that the other does not follow fails to build.
 #![no_std]
 // Padding fields are public so both sides can build records with struct literals.
-#![expect(
-    clippy::pub_underscore_fields,
-    reason = "explicit padding in shared #[repr(C)] records"
-)]
+#![expect(clippy::pub_underscore_fields, reason = "explicit padding in shared #[repr(C)] records")]
 
 use core::mem::size_of;
 

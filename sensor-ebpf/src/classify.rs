@@ -2,9 +2,8 @@
 use sensor_common::proto;
 
 /// Prefixes that start an HTTP/1.x request or response, or the HTTP/2 preface.
-const HTTP_PREFIXES: [&[u8; 4]; 11] = [
-    b"GET ", b"POST", b"PUT ", b"HEAD", b"DELE", b"PATC", b"OPTI", b"CONN", b"TRAC", b"HTTP", b"PRI ",
-];
+const HTTP_PREFIXES: [&[u8; 4]; 11] =
+    [b"GET ", b"POST", b"PUT ", b"HEAD", b"DELE", b"PATC", b"OPTI", b"CONN", b"TRAC", b"HTTP", b"PRI "];
 
 /// What the first four bytes of a connection say it carries.
 #[inline(always)]

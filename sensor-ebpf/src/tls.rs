@@ -128,11 +128,7 @@ pub fn ssl_return(ctx: RetProbeContext) -> u32 {
     let _ = TLS_CALLS.remove(&pid_tgid);
     // All four return C `int`: the upper half of the register is not part of the value.
     let rc = i64::from(ctx.ret::<i64>() as i32);
-    let key = SslKey {
-        tgid,
-        _pad: 0,
-        ssl: call.ssl,
-    };
+    let key = SslKey { tgid, _pad: 0, ssl: call.ssl };
     let fd = resolve_fd(pid_tgid, &call, &key);
     let len = if call.processed != 0 {
         if rc != 1 {
@@ -163,11 +159,7 @@ pub fn ssl_return(ctx: RetProbeContext) -> u32 {
         fd,
         op: op::IO,
         direction: call.direction,
-        source: if call.direction == direction::INGRESS {
-            source::SSL_READ
-        } else {
-            source::SSL_WRITE
-        },
+        source: if call.direction == direction::INGRESS { source::SSL_READ } else { source::SSL_WRITE },
         vectored: 0,
         ptr: call.buf,
         count: len,
@@ -210,11 +202,7 @@ fn resolve_fd(pid_tgid: u64, call: &TlsCall, key: &SslKey) -> i32 {
 /// ciphertext from (a TLS peer always speaks before a session is usable).
 #[inline(always)]
 fn bind_from_last_read(pid_tgid: u64, ssl: u64) {
-    let key = SslKey {
-        tgid: (pid_tgid >> 32) as u32,
-        _pad: 0,
-        ssl,
-    };
+    let key = SslKey { tgid: (pid_tgid >> 32) as u32, _pad: 0, ssl };
     // SAFETY: plain copy of a map value.
     if unsafe { SSL_FDS.get(&key) }.is_some() {
         return;
@@ -223,14 +211,7 @@ fn bind_from_last_read(pid_tgid: u64, ssl: u64) {
     if let Some(last) = unsafe { LAST_TLS_FD.get(&pid_tgid) }
         && last.direction == u32::from(direction::INGRESS)
     {
-        let _ = SSL_FDS.insert(
-            &key,
-            &SslFd {
-                fd: last.fd,
-                exact: 0,
-            },
-            0,
-        );
+        let _ = SSL_FDS.insert(&key, &SslFd { fd: last.fd, exact: 0 }, 0);
     }
 }
 
@@ -249,33 +230,18 @@ pub fn bind_nested(pid_tgid: u64, tgid: u32, fd: i32) {
     // SAFETY: map value pointer valid for this program run.
     let call = unsafe { &mut *call };
     call.fd = fd;
-    let key = SslKey {
-        tgid,
-        _pad: 0,
-        ssl: call.ssl,
-    };
+    let key = SslKey { tgid, _pad: 0, ssl: call.ssl };
     let _ = SSL_FDS.insert(&key, &SslFd { fd, exact: 1 }, 0);
 }
 
 /// Called for ciphertext moved outside SSL calls on a known TLS socket.
 #[inline(always)]
 pub fn note_ciphertext_fd(pid_tgid: u64, fd: i32, dir: u8) {
-    let _ = LAST_TLS_FD.insert(
-        &pid_tgid,
-        &LastTls {
-            fd,
-            direction: u32::from(dir),
-        },
-        0,
-    );
+    let _ = LAST_TLS_FD.insert(&pid_tgid, &LastTls { fd, direction: u32::from(dir) }, 0);
     // SAFETY: plain copy of a map value.
     if let Some(ssl) = unsafe { UNBOUND_WRITE.get(&pid_tgid) }.copied() {
         let _ = UNBOUND_WRITE.remove(&pid_tgid);
-        let key = SslKey {
-            tgid: (pid_tgid >> 32) as u32,
-            _pad: 0,
-            ssl,
-        };
+        let key = SslKey { tgid: (pid_tgid >> 32) as u32, _pad: 0, ssl };
         // BPF_NOEXIST: never override a binding, least of all an exact one.
         let _ = SSL_FDS.insert(&key, &SslFd { fd, exact: 0 }, 1);
     }

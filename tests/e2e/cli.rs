@@ -4,17 +4,10 @@ use std::process::Command;
 use crate::harness::agent_bin;
 
 fn run(args: &[&str]) -> (bool, String) {
-    let out = Command::new(agent_bin())
-        .args(args)
-        .output()
-        .expect("running apisense");
+    let out = Command::new(agent_bin()).args(args).output().expect("running apisense");
     (
         out.status.success(),
-        format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        ),
+        format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr)),
     )
 }
 
@@ -22,13 +15,7 @@ fn run(args: &[&str]) -> (bool, String) {
 fn help_explains_run_and_its_flags() {
     let (ok, text) = run(&["run", "--help"]);
     assert!(ok, "{text}");
-    for flag in [
-        "--output",
-        "--port",
-        "--pid",
-        "--ring-buffer-mib",
-        "--max-body-bytes",
-    ] {
+    for flag in ["--output", "--port", "--pid", "--ring-buffer-mib", "--max-body-bytes"] {
         assert!(text.contains(flag), "run --help lacks {flag}:\n{text}");
     }
 }
@@ -37,10 +24,7 @@ fn help_explains_run_and_its_flags() {
 fn invalid_flag_values_are_named() {
     let (ok, text) = run(&["run", "--ring-buffer-mib", "3"]);
     assert!(!ok);
-    assert!(
-        text.contains("--ring-buffer-mib") && text.contains("power of two"),
-        "{text}"
-    );
+    assert!(text.contains("--ring-buffer-mib") && text.contains("power of two"), "{text}");
     let (ok, text) = run(&["run", "--port", "http"]);
     assert!(!ok);
     assert!(text.contains("--port"), "{text}");

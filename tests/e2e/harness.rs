@@ -74,11 +74,8 @@ impl Agent {
     pub fn start(args: &[&str]) -> Agent {
         Self::start_with(|dir| {
             let output = dir.join("exchanges.jsonl");
-            let mut command_line = vec![
-                "run".to_owned(),
-                "--output".to_owned(),
-                output.display().to_string(),
-            ];
+            let mut command_line =
+                vec!["run".to_owned(), "--output".to_owned(), output.display().to_string()];
             command_line.extend(args.iter().map(|a| (*a).to_owned()));
             (command_line, output)
         })
@@ -107,24 +104,11 @@ impl Agent {
                 s.push('\n');
             }
         });
-        let mut agent = Agent {
-            proc,
-            output,
-            stderr,
-            dir,
-        };
+        let mut agent = Agent { proc, output, stderr, dir };
         let deadline = Instant::now() + Duration::from_mins(1);
         while !agent.stderr().contains("capturing") {
-            assert!(
-                agent.proc.is_running(),
-                "agent exited before capturing:\n{}",
-                agent.stderr()
-            );
-            assert!(
-                Instant::now() < deadline,
-                "agent not capturing after 60 s:\n{}",
-                agent.stderr()
-            );
+            assert!(agent.proc.is_running(), "agent exited before capturing:\n{}", agent.stderr());
+            assert!(Instant::now() < deadline, "agent not capturing after 60 s:\n{}", agent.stderr());
             thread::sleep(Duration::from_millis(20));
         }
         agent
@@ -196,11 +180,7 @@ impl Agent {
 }
 
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
 pub fn wait_listening(port: u16) {
@@ -244,35 +224,20 @@ pub fn echo_server_script() -> String {
 
 pub fn echo_server(port: u16) -> Proc {
     let p = Proc::spawn(
-        Command::new("python3")
-            .args(["-c", &echo_server_script(), &port.to_string()])
-            .stdout(Stdio::null()),
+        Command::new("python3").args(["-c", &echo_server_script(), &port.to_string()]).stdout(Stdio::null()),
     );
     wait_listening(port);
     p
 }
 
 pub fn python(script: &str, args: &[&str]) -> std::process::Output {
-    let out = Command::new("python3")
-        .arg("-c")
-        .arg(script)
-        .args(args)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "python client failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let out = Command::new("python3").arg("-c").arg(script).args(args).output().unwrap();
+    assert!(out.status.success(), "python client failed: {}", String::from_utf8_lossy(&out.stderr));
     out
 }
 
 pub fn curl(args: &[&str]) -> Proc {
-    Proc::spawn(
-        Command::new("curl")
-            .args(["-s", "-o", "/dev/null", "--max-time", "10"])
-            .args(args),
-    )
+    Proc::spawn(Command::new("curl").args(["-s", "-o", "/dev/null", "--max-time", "10"]).args(args))
 }
 
 /// Runs curl to completion and returns its pid.
@@ -339,18 +304,10 @@ http {{
         )),
     )
     .unwrap();
-    let proc = Proc::spawn(
-        Command::new("nginx")
-            .arg("-c")
-            .arg(&conf)
-            .arg("-e")
-            .arg(dir.path().join("error.log")),
-    );
+    let proc =
+        Proc::spawn(Command::new("nginx").arg("-c").arg(&conf).arg("-e").arg(dir.path().join("error.log")));
     wait_listening(port);
-    Nginx {
-        _proc: proc,
-        _dir: dir,
-    }
+    Nginx { _proc: proc, _dir: dir }
 }
 
 pub fn read_all(mut r: impl Read) -> Vec<u8> {
@@ -392,11 +349,7 @@ pub fn self_signed_cert() -> Cert {
         .arg(&cert)
         .output()
         .expect("running openssl");
-    assert!(
-        out.status.success(),
-        "openssl req: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert!(out.status.success(), "openssl req: {}", String::from_utf8_lossy(&out.stderr));
     std::fs::set_permissions(dir.path(), std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
     Cert { cert, key, _dir: dir }
 }
@@ -409,11 +362,7 @@ pub fn python_https_server(port: u16, cert: &Cert) -> Proc {
         cert.cert.display().to_string(),
         cert.key.display().to_string(),
     );
-    let p = Proc::spawn(
-        Command::new("python3")
-            .args(["-c", &script])
-            .stdout(Stdio::null()),
-    );
+    let p = Proc::spawn(Command::new("python3").args(["-c", &script]).stdout(Stdio::null()));
     wait_listening(port);
     p
 }
@@ -458,9 +407,6 @@ with urllib.request.urlopen(sys.argv[1], context=ctx) as r:
     r.read(); assert r.status == 200";
     let mut p = Proc::spawn(Command::new("python3").args(["-c", script, url]));
     let pid = p.pid();
-    assert!(
-        p.child.wait().unwrap().success(),
-        "python client failed for {url}"
-    );
+    assert!(p.child.wait().unwrap().success(), "python client failed for {url}");
     pid
 }

@@ -2,11 +2,7 @@
 //! servers (python, nginx) and clients (curl, python) on loopback, and check what the agent
 //! reports. Tests that need the kernel are named `kernel_*` and run under `cargo xtask test`,
 //! which sets `APISENSE_E2E=1` so that a missing privilege fails instead of skipping.
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    reason = "test harness: a panic is a failure report"
-)]
+#![allow(clippy::unwrap_used, clippy::expect_used, reason = "test harness: a panic is a failure report")]
 
 mod harness;
 

@@ -33,15 +33,7 @@ fn kernel_curl_to_python_server_seen_from_both_sides() {
     std::fs::write(dir.path().join("hello.txt"), b"hello, apisense\n").unwrap();
     let server = Proc::spawn(
         Command::new("python3")
-            .args([
-                "-m",
-                "http.server",
-                &port.to_string(),
-                "--bind",
-                "127.0.0.1",
-                "--protocol",
-                "HTTP/1.1",
-            ])
+            .args(["-m", "http.server", &port.to_string(), "--bind", "127.0.0.1", "--protocol", "HTTP/1.1"])
             .arg("--directory")
             .arg(dir.path())
             .stdout(Stdio::null())
@@ -75,10 +67,7 @@ fn kernel_curl_to_python_server_seen_from_both_sides() {
         assert!(view["duration_ms"].as_f64().unwrap() >= 0.0);
         assert!(str_at(view, "/ts").starts_with("20"), "{view}");
         // Credentials and secret query values never leave the agent.
-        assert_eq!(
-            str_at(view, "/request/headers/authorization"),
-            "Bearer [REDACTED]"
-        );
+        assert_eq!(str_at(view, "/request/headers/authorization"), "Bearer [REDACTED]");
         assert_eq!(str_at(view, "/request/query"), "x=1&token=[REDACTED]");
         assert!(!view.to_string().contains("abc.def") && !view.to_string().contains("s3cr3t"));
     }
@@ -122,18 +111,10 @@ fn kernel_fifty_requests_on_one_keepalive_connection_in_order() {
         assert_eq!(seen.len(), 50, "{role}: {seen:#?}");
         let conn = &seen[0]["conn_id"];
         for (i, e) in seen.iter().enumerate() {
-            assert_eq!(
-                str_at(e, "/request/path"),
-                format!("/ka/{i}"),
-                "{role}: out of order at {i}"
-            );
+            assert_eq!(str_at(e, "/request/path"), format!("/ka/{i}"), "{role}: out of order at {i}");
             assert_eq!(&e["conn_id"], conn, "{role}: all on one connection");
             assert_eq!(e["request"]["body_size"], i, "{role}");
-            assert_eq!(
-                str_at(e, "/response/headers/x-echo-path"),
-                format!("/ka/{i}"),
-                "{role}"
-            );
+            assert_eq!(str_at(e, "/response/headers/x-echo-path"), format!("/ka/{i}"), "{role}");
             assert_eq!(e["complete"], true);
         }
     }
@@ -162,15 +143,8 @@ fn kernel_nginx_one_mebibyte_body_has_exact_size() {
     }
     let server = seen.iter().find(|e| is_server(e)).unwrap();
     assert!(str_at(server, "/process").starts_with("nginx"), "{server}");
-    let api = agent.wait_for(
-        "GET /api/ping",
-        |e| path_is(e, "/api/ping") && is_server(e),
-        |s| !s.is_empty(),
-    );
-    assert_eq!(
-        str_at(&api[0], "/response/headers/content-type"),
-        "application/json"
-    );
+    let api = agent.wait_for("GET /api/ping", |e| path_is(e, "/api/ping") && is_server(e), |s| !s.is_empty());
+    assert_eq!(str_at(&api[0], "/response/headers/content-type"), "application/json");
     assert_eq!(api[0]["response"]["body_size"], 11);
 }
 
@@ -258,16 +232,10 @@ os._exit(0)
     assert!(agent.is_running(), "agent died:\n{}", agent.stderr());
     // And it keeps capturing.
     let mut stream = TcpStream::connect(("127.0.0.1", port)).unwrap();
-    stream
-        .write_all(b"GET /after HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
-        .unwrap();
+    stream.write_all(b"GET /after HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").unwrap();
     let _ = harness::read_all(&mut stream);
     thread::sleep(Duration::from_millis(10));
-    agent.wait_for(
-        "a request after the exit",
-        |e| path_is(e, "/after") && is_server(e),
-        |s| !s.is_empty(),
-    );
+    agent.wait_for("a request after the exit", |e| path_is(e, "/after") && is_server(e), |s| !s.is_empty());
 }
 
 const PRE_EXISTING_CLIENT: &str = r#"
@@ -315,11 +283,7 @@ fn kernel_connection_older_than_the_sensor_is_recognised() {
     );
     let paths: Vec<&str> = client_side.iter().map(|e| str_at(e, "/request/path")).collect();
     assert_eq!(paths, ["/pre/2", "/pre/3", "/pre/4"]);
-    assert!(
-        client_side
-            .iter()
-            .all(|e| e["response"]["status"] == 200 && e["complete"] == true)
-    );
+    assert!(client_side.iter().all(|e| e["response"]["status"] == 200 && e["complete"] == true));
     // The server thread was already inside recv() for /pre/2 when the probes attached, so that
     // request's bytes are unrecoverable; the following ones are complete.
     let server_side = agent.wait_for(
@@ -329,8 +293,5 @@ fn kernel_connection_older_than_the_sensor_is_recognised() {
     );
     let paths: Vec<&str> = server_side.iter().map(|e| str_at(e, "/request/path")).collect();
     assert_eq!(paths[paths.len() - 2..], ["/pre/3", "/pre/4"]);
-    assert!(
-        !paths.contains(&"/pre/1"),
-        "nothing from before the agent started"
-    );
+    assert!(!paths.contains(&"/pre/1"), "nothing from before the agent started");
 }

@@ -38,11 +38,7 @@ fn kernel_replay_of_a_recording_reproduces_the_live_output() {
         "import http.client, sys\nc = http.client.HTTPConnection('127.0.0.1', int(sys.argv[1]))\nfor i in range(3):\n    c.request('POST', '/rec/ka', body=b'x' * 100); c.getresponse().read()\n",
         &[&port_arg],
     );
-    agent.wait_for(
-        "live exchanges",
-        |e| str_at(e, "/request/path").starts_with("/rec/"),
-        |s| s.len() >= 16,
-    );
+    agent.wait_for("live exchanges", |e| str_at(e, "/request/path").starts_with("/rec/"), |s| s.len() >= 16);
     let dir = agent.dir().to_path_buf();
     let live_path = agent.output().to_path_buf();
     let log = agent.stop();
@@ -65,11 +61,7 @@ fn kernel_replay_of_a_recording_reproduces_the_live_output() {
         .arg(&replayed_path)
         .output()
         .unwrap();
-    assert!(
-        out.status.success(),
-        "replay failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert!(out.status.success(), "replay failed: {}", String::from_utf8_lossy(&out.stderr));
     let replayed = std::fs::read_to_string(&replayed_path).unwrap();
     assert!(replayed.lines().count() >= 16, "{replayed}");
     assert_eq!(live, replayed, "replay differs from the live run");
@@ -81,23 +73,12 @@ fn replay_rejects_garbage_and_reads_truncated_files() {
     let dir = tempfile::tempdir().unwrap();
     let garbage = dir.path().join("garbage.rec");
     std::fs::write(&garbage, b"this is not a recording at all, not even close").unwrap();
-    let out = Command::new(agent_bin())
-        .arg("replay")
-        .arg(&garbage)
-        .output()
-        .unwrap();
+    let out = Command::new(agent_bin()).arg("replay").arg(&garbage).output().unwrap();
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        err.contains("not an apisense recording") && err.contains("garbage.rec"),
-        "{err}"
-    );
+    assert!(err.contains("not an apisense recording") && err.contains("garbage.rec"), "{err}");
 
-    let missing = Command::new(agent_bin())
-        .arg("replay")
-        .arg(dir.path().join("nope.rec"))
-        .output()
-        .unwrap();
+    let missing = Command::new(agent_bin()).arg("replay").arg(dir.path().join("nope.rec")).output().unwrap();
     assert!(!missing.status.success());
     assert!(String::from_utf8_lossy(&missing.stderr).contains("nope.rec"));
 }

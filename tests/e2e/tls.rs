@@ -4,20 +4,9 @@ use serde_json::Value;
 use crate::harness::{self, Agent, str_at};
 
 fn views<'a>(all: &'a [Value], path: &str) -> (Vec<&'a Value>, Vec<&'a Value>) {
-    let mine: Vec<&Value> = all
-        .iter()
-        .filter(|e| str_at(e, "/request/path") == path)
-        .collect();
-    let server = mine
-        .iter()
-        .copied()
-        .filter(|e| str_at(e, "/role") == "server")
-        .collect();
-    let client = mine
-        .iter()
-        .copied()
-        .filter(|e| str_at(e, "/role") == "client")
-        .collect();
+    let mine: Vec<&Value> = all.iter().filter(|e| str_at(e, "/request/path") == path).collect();
+    let server = mine.iter().copied().filter(|e| str_at(e, "/role") == "server").collect();
+    let client = mine.iter().copied().filter(|e| str_at(e, "/role") == "client").collect();
     (server, client)
 }
 
@@ -33,16 +22,9 @@ fn both_sides(agent: &Agent, path: &str, server_process: &str, client_process: &
         },
     );
     let (server, client) = views(&seen, path);
-    assert_eq!(
-        (server.len(), client.len()),
-        (1, 1),
-        "one exchange per side for {path}: {seen:#?}"
-    );
+    assert_eq!((server.len(), client.len()), (1, 1), "one exchange per side for {path}: {seen:#?}");
     for (view, process) in [(server[0], server_process), (client[0], client_process)] {
-        assert!(
-            str_at(view, "/process").starts_with(process),
-            "{path}: expected {process}: {view}"
-        );
+        assert!(str_at(view, "/process").starts_with(process), "{path}: expected {process}: {view}");
         assert_eq!(view["tls"], true, "{view}");
         assert_eq!(str_at(view, "/request/method"), "GET");
         assert_eq!(view["response"]["status"], 200, "{view}");
@@ -53,11 +35,7 @@ fn both_sides(agent: &Agent, path: &str, server_process: &str, client_process: &
 
 /// Nothing on this port may have been parsed from ciphertext.
 fn no_plaintext_exchanges(agent: &Agent) {
-    let bad: Vec<Value> = agent
-        .exchanges()
-        .into_iter()
-        .filter(|e| e["tls"] != true)
-        .collect();
+    let bad: Vec<Value> = agent.exchanges().into_iter().filter(|e| e["tls"] != true).collect();
     assert!(bad.is_empty(), "exchanges built from ciphertext: {bad:#?}");
 }
 
@@ -76,15 +54,8 @@ fn kernel_tls_nginx_with_curl_python_and_node_clients() {
     harness::curl_ok(&["-k", &format!("{base}/page.txt?by=curl")]);
     harness::python_get(&format!("{base}/api/python"));
     harness::node_get(&format!("{base}/api/node"));
-    let seen = agent.wait_for(
-        "curl view",
-        |e| str_at(e, "/request/path") == "/page.txt",
-        |s| s.len() >= 2,
-    );
-    assert!(
-        seen.iter().all(|e| e["response"]["body_size"] == 5000),
-        "{seen:#?}"
-    );
+    let seen = agent.wait_for("curl view", |e| str_at(e, "/request/path") == "/page.txt", |s| s.len() >= 2);
+    assert!(seen.iter().all(|e| e["response"]["body_size"] == 5000), "{seen:#?}");
     both_sides(&agent, "/page.txt", "nginx", "curl", 5000);
     both_sides(&agent, "/api/python", "nginx", "python", 11);
     both_sides(&agent, "/api/node", "nginx", "node", 11);
@@ -114,8 +85,5 @@ fn kernel_tls_python_and_node_servers() {
     both_sides(&agent, "/node/curl", "node", "curl", js("/node/curl"));
     no_plaintext_exchanges(&agent);
     let log = agent.stop();
-    assert!(
-        log.contains("TLS probes attached to") && log.contains("libssl"),
-        "{log}"
-    );
+    assert!(log.contains("TLS probes attached to") && log.contains("libssl"), "{log}");
 }

@@ -2,6 +2,7 @@
 //!
 //! `setup` makes a fresh machine able to build and run the sensor; `run` and `test` call it first,
 //! so a new user needs only those two commands.
+mod fuzz;
 mod setup;
 
 use std::process::{Command, ExitCode};
@@ -26,6 +27,15 @@ enum Task {
         /// Arguments passed to `apisense run`, after `--` (e.g. `-- --port 8080 -o out.jsonl`).
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         args: Vec<String>,
+    },
+    /// Run every cargo-fuzz target for a bounded time (nightly; seeds from ../shared/testdata).
+    Fuzz {
+        /// Seconds per target.
+        #[arg(long, default_value_t = 60)]
+        seconds: u32,
+        /// Only this target.
+        #[arg(long)]
+        target: Option<String>,
     },
     /// Set up, then run every test: unit tests and the privileged end-to-end tests that load
     /// the real eBPF programs against real servers (needs root, nginx, curl, python3).
@@ -62,6 +72,10 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 bail!("apisense exited with {status}");
             }
             Ok(())
+        }
+        Task::Fuzz { seconds, target } => {
+            setup::run(false)?;
+            fuzz::run(seconds, target.as_deref())
         }
         Task::Test { args } => {
             setup::run(true)?;

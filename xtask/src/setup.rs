@@ -14,11 +14,8 @@ use anyhow::{Context as _, bail};
 
 const BPF_LINKER_VERSION: &str = "0.13.0";
 /// Debian packages the end-to-end tests drive.
-const TEST_PACKAGES: &[(&str, &str)] = &[
-    ("nginx", "/usr/sbin/nginx"),
-    ("curl", "/usr/bin/curl"),
-    ("openssl", "/usr/bin/openssl"),
-];
+const TEST_PACKAGES: &[(&str, &str)] =
+    &[("nginx", "/usr/sbin/nginx"), ("curl", "/usr/bin/curl"), ("openssl", "/usr/bin/openssl")];
 
 pub fn workspace_root() -> anyhow::Result<PathBuf> {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -43,19 +40,12 @@ pub fn run(test_deps: bool) -> anyhow::Result<()> {
 }
 
 fn ensure_rust_src() -> anyhow::Result<()> {
-    let installed = output(
-        "rustup",
-        &["component", "list", "--toolchain", "nightly", "--installed"],
-    )?;
+    let installed = output("rustup", &["component", "list", "--toolchain", "nightly", "--installed"])?;
     if installed.lines().any(|l| l.starts_with("rust-src")) {
         return Ok(());
     }
     eprintln!("xtask: adding rust-src to the nightly toolchain");
-    status(
-        "rustup",
-        &["component", "add", "rust-src", "--toolchain", "nightly"],
-        &[],
-    )
+    status("rustup", &["component", "add", "rust-src", "--toolchain", "nightly"], &[])
 }
 
 /// The nightly's LLVM (version, library path), read from the toolchain itself.
@@ -74,11 +64,7 @@ fn nightly_llvm() -> anyhow::Result<(String, PathBuf)> {
         .map(|e| e.path())
         // The versioned name (`libLLVM.so.22.1-rust-...`), which is what bpf-linker records as
         // its NEEDED entry when linked against the `libLLVM.so` symlink.
-        .find(|p| {
-            p.file_name()
-                .and_then(|n| n.to_str())
-                .is_some_and(|n| n.starts_with("libLLVM.so."))
-        })
+        .find(|p| p.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.starts_with("libLLVM.so.")))
         .with_context(|| format!("no libLLVM in {}/lib", sysroot.display()))?;
     Ok((version, lib))
 }
@@ -87,10 +73,7 @@ fn ensure_bpf_linker() -> anyhow::Result<()> {
     let (version, lib) = nightly_llvm()?;
     let cache = cache_dir()?;
     let stamp_path = cache.join("bpf-linker.stamp");
-    let stamp = format!(
-        "bpf-linker {BPF_LINKER_VERSION} llvm {version} {}\n",
-        lib.display()
-    );
+    let stamp = format!("bpf-linker {BPF_LINKER_VERSION} llvm {version} {}\n", lib.display());
     let works = Command::new("bpf-linker")
         .arg("--version")
         .stdout(Stdio::null())
@@ -112,10 +95,8 @@ fn ensure_bpf_linker() -> anyhow::Result<()> {
     fs::set_permissions(&config, fs::Permissions::from_mode(0o755))?;
     // Both names: `libLLVM.so` for the build, the versioned one for the linker's runtime lookup
     // (its RUNPATH points here, so it works outside `rustup run` too).
-    for name in [
-        "libLLVM.so".to_owned(),
-        lib.file_name().unwrap_or_default().to_string_lossy().into_owned(),
-    ] {
+    for name in ["libLLVM.so".to_owned(), lib.file_name().unwrap_or_default().to_string_lossy().into_owned()]
+    {
         let link = prefix.join("lib").join(name);
         let _ = fs::remove_file(&link);
         symlink(&lib, &link).with_context(|| format!("linking {}", link.display()))?;
@@ -151,9 +132,7 @@ fn cache_dir() -> anyhow::Result<PathBuf> {
 
 fn mount_if_missing(fs_type: &str, target: &str, probe: &str) -> anyhow::Result<()> {
     let mounts = fs::read_to_string("/proc/self/mounts").unwrap_or_default();
-    if mounts
-        .lines()
-        .any(|l| l.split_whitespace().nth(1) == Some(target))
+    if mounts.lines().any(|l| l.split_whitespace().nth(1) == Some(target))
         || Path::new(probe).exists() && fs_type == "tracefs"
     {
         return Ok(());
@@ -163,11 +142,8 @@ fn mount_if_missing(fs_type: &str, target: &str, probe: &str) -> anyhow::Result<
 }
 
 fn ensure_packages() -> anyhow::Result<()> {
-    let missing: Vec<&str> = TEST_PACKAGES
-        .iter()
-        .filter(|(_, path)| !Path::new(path).exists())
-        .map(|(p, _)| *p)
-        .collect();
+    let missing: Vec<&str> =
+        TEST_PACKAGES.iter().filter(|(_, path)| !Path::new(path).exists()).map(|(p, _)| *p).collect();
     if missing.is_empty() {
         return Ok(());
     }
@@ -192,11 +168,7 @@ fn output(program: &str, args: &[&str]) -> anyhow::Result<String> {
         .output()
         .with_context(|| format!("running {program} {}", args.join(" ")))?;
     if !out.status.success() {
-        bail!(
-            "{program} {} failed: {}",
-            args.join(" "),
-            String::from_utf8_lossy(&out.stderr).trim()
-        );
+        bail!("{program} {} failed: {}", args.join(" "), String::from_utf8_lossy(&out.stderr).trim());
     }
     Ok(String::from_utf8_lossy(&out.stdout).into_owned())
 }
@@ -207,9 +179,7 @@ fn status(program: &str, args: &[&str], env: &[(&str, &std::ffi::OsStr)]) -> any
     for (k, v) in env {
         cmd.env(k, v);
     }
-    let st = cmd
-        .status()
-        .with_context(|| format!("running {program} {}", args.join(" ")))?;
+    let st = cmd.status().with_context(|| format!("running {program} {}", args.join(" ")))?;
     if !st.success() {
         bail!("{program} {} failed ({st})", args.join(" "));
     }

@@ -24,10 +24,8 @@ pub enum DecodeError {
 
 /// Decodes one ring-buffer record.
 pub fn decode(record: &[u8]) -> Result<CaptureEvent, DecodeError> {
-    let tag: [u8; 4] = record
-        .get(..4)
-        .and_then(|b| b.try_into().ok())
-        .ok_or(DecodeError::NoKind(record.len()))?;
+    let tag: [u8; 4] =
+        record.get(..4).and_then(|b| b.try_into().ok()).ok_or(DecodeError::NoKind(record.len()))?;
     match u32::from_ne_bytes(tag) {
         kind::DATA => decode_data(record),
         kind::CONN_OPEN => {
@@ -46,17 +44,11 @@ pub fn decode(record: &[u8]) -> Result<CaptureEvent, DecodeError> {
         }
         kind::PROC_EXIT => {
             let p: ProcExit = read(record, kind::PROC_EXIT)?;
-            Ok(CaptureEvent::ProcExit {
-                tgid: p.tgid,
-                ts_ns: p.ts_ns,
-            })
+            Ok(CaptureEvent::ProcExit { tgid: p.tgid, ts_ns: p.ts_ns })
         }
         kind::PROC_EXEC => {
             let p: ProcExec = read(record, kind::PROC_EXEC)?;
-            Ok(CaptureEvent::ProcExec {
-                tgid: p.tgid,
-                ts_ns: p.ts_ns,
-            })
+            Ok(CaptureEvent::ProcExec { tgid: p.tgid, ts_ns: p.ts_ns })
         }
         other => Err(DecodeError::UnknownKind(other)),
     }
@@ -66,11 +58,7 @@ fn decode_data(record: &[u8]) -> Result<CaptureEvent, DecodeError> {
     let h: DataHeader = read(record, kind::DATA)?;
     let payload = &record[size_of::<DataHeader>()..];
     if h.captured > h.len || payload.len() < h.captured as usize {
-        return Err(DecodeError::BadLengths {
-            captured: h.captured,
-            len: h.len,
-            present: payload.len(),
-        });
+        return Err(DecodeError::BadLengths { captured: h.captured, len: h.len, present: payload.len() });
     }
     let direction = match h.direction {
         direction::INGRESS => Direction::Ingress,
@@ -95,11 +83,7 @@ fn decode_data(record: &[u8]) -> Result<CaptureEvent, DecodeError> {
 fn read<T: Copy>(record: &[u8], kind: u32) -> Result<T, DecodeError> {
     let need = size_of::<T>();
     if record.len() < need {
-        return Err(DecodeError::Short {
-            kind,
-            need,
-            got: record.len(),
-        });
+        return Err(DecodeError::Short { kind, need, got: record.len() });
     }
     // SAFETY: length checked above; T is one of the sensor-common records, made only of integers
     // and byte arrays, so every bit pattern is valid; read_unaligned copes with any alignment.
@@ -134,9 +118,7 @@ mod tests {
     #[test]
     fn decodes_data_with_payload_and_gap() {
         let ev = decode(&data(3, 10, b"abc")).unwrap();
-        let CaptureEvent::Data(c) = ev else {
-            panic!("not data")
-        };
+        let CaptureEvent::Data(c) = ev else { panic!("not data") };
         assert_eq!((c.conn_id, c.offset, c.len), (9, 100, 10));
         assert_eq!(c.direction, Direction::Egress);
         assert_eq!(&c.payload[..], b"abc");
@@ -144,14 +126,8 @@ mod tests {
 
     #[test]
     fn rejects_inconsistent_lengths() {
-        assert!(matches!(
-            decode(&data(11, 10, &[0; 11])),
-            Err(DecodeError::BadLengths { .. })
-        ));
-        assert!(matches!(
-            decode(&data(5, 10, b"abc")),
-            Err(DecodeError::BadLengths { .. })
-        ));
+        assert!(matches!(decode(&data(11, 10, &[0; 11])), Err(DecodeError::BadLengths { .. })));
+        assert!(matches!(decode(&data(5, 10, b"abc")), Err(DecodeError::BadLengths { .. })));
     }
 
     #[test]
@@ -177,9 +153,7 @@ mod tests {
         o.remote_port = 5555;
         o.remote_addr[..4].copy_from_slice(&[127, 0, 0, 1]);
         o.comm[..6].copy_from_slice(b"python");
-        let CaptureEvent::Open(open) = decode(&as_bytes(&o)).unwrap() else {
-            panic!("not open")
-        };
+        let CaptureEvent::Open(open) = decode(&as_bytes(&o)).unwrap() else { panic!("not open") };
         assert_eq!(open.remote, Some("127.0.0.1:5555".parse().unwrap()));
         assert_eq!(open.comm, "python");
         assert_eq!(open.listen_fd, Some(3));

@@ -21,10 +21,7 @@ impl Filter {
     pub fn matches(&self, meta: &ConnMeta) -> bool {
         let pid_ok = self.pids.is_empty() || self.pids.contains(&meta.tgid);
         let port_ok = self.ports.is_empty()
-            || [meta.local, meta.remote]
-                .iter()
-                .flatten()
-                .any(|a| self.ports.contains(&a.port()));
+            || [meta.local, meta.remote].iter().flatten().any(|a| self.ports.contains(&a.port()));
         pid_ok && port_ok
     }
 }
@@ -102,10 +99,7 @@ impl Enricher {
             }
             CaptureEvent::Close(close) => {
                 if let Some(Conn::Announced { .. }) = self.conns.remove(&close.conn_id) {
-                    out.push(Event::Close {
-                        conn_id: close.conn_id,
-                        ts_ns: close.ts_ns,
-                    });
+                    out.push(Event::Close { conn_id: close.conn_id, ts_ns: close.ts_ns });
                 }
             }
             CaptureEvent::ProcExit { tgid, ts_ns } => {
@@ -189,11 +183,7 @@ impl Enricher {
 
     /// Builds the connection's metadata, or `None` when it must not be reported.
     fn resolve(&mut self, open: RawOpen, tls: bool) -> Option<ConnMeta> {
-        let sockets = if open.unix {
-            None
-        } else {
-            procinfo::socket_addrs(open.tgid, open.fd)
-        };
+        let sockets = if open.unix { None } else { procinfo::socket_addrs(open.tgid, open.fd) };
         if open.origin == Origin::Inferred && procinfo::is_socket(open.tgid, open.fd) == Some(false) {
             // HTTP-looking bytes on a file or pipe: not traffic.
             self.stats.not_socket += 1;
@@ -204,10 +194,7 @@ impl Enricher {
             Some((local, remote)) => (Some(local), Some(remote)),
             // Gone already: the peer from accept/connect and, for accepted connections, the
             // listening socket's address are the best we have.
-            None => (
-                open.listen_fd.and_then(|fd| self.procs.listener(open.tgid, fd)),
-                open.remote,
-            ),
+            None => (open.listen_fd.and_then(|fd| self.procs.listener(open.tgid, fd)), open.remote),
         };
         let meta = ConnMeta {
             conn_id: open.conn_id,
@@ -239,17 +226,8 @@ impl Enricher {
 
 /// `Some(true)` if `bytes` start an HTTP/1 request, `Some(false)` a response, `None` otherwise.
 fn message_start(bytes: &[u8]) -> Option<bool> {
-    const METHODS: &[&[u8]] = &[
-        b"GET ",
-        b"POST ",
-        b"PUT ",
-        b"HEAD ",
-        b"DELETE ",
-        b"PATCH ",
-        b"OPTIONS ",
-        b"CONNECT ",
-        b"TRACE ",
-    ];
+    const METHODS: &[&[u8]] =
+        &[b"GET ", b"POST ", b"PUT ", b"HEAD ", b"DELETE ", b"PATCH ", b"OPTIONS ", b"CONNECT ", b"TRACE "];
     if bytes.starts_with(b"HTTP/1.") {
         Some(false)
     } else if METHODS.iter().any(|m| bytes.starts_with(m)) {
@@ -322,13 +300,7 @@ mod tests {
 
     #[test]
     fn filter_drops_and_mutes() {
-        let mut e = Enricher::new(
-            Filter {
-                pids: vec![],
-                ports: vec![80],
-            },
-            16,
-        );
+        let mut e = Enricher::new(Filter { pids: vec![], ports: vec![80] }, 16);
         let mut out = Vec::new();
         e.push(open(1, 1), &mut out);
         e.push(data(1), &mut out);
@@ -357,9 +329,7 @@ mod tests {
     fn orphan_data_mid_message_is_counted() {
         let mut e = Enricher::new(Filter::default(), 16);
         let mut out = Vec::new();
-        let CaptureEvent::Data(mut chunk) = data(5) else {
-            unreachable!()
-        };
+        let CaptureEvent::Data(mut chunk) = data(5) else { unreachable!() };
         chunk.payload = Bytes::from_static(b"tail of a body");
         e.push(CaptureEvent::Data(chunk), &mut out);
         assert!(out.is_empty());
@@ -370,9 +340,7 @@ mod tests {
     fn orphan_data_starting_a_message_recovers_the_connection() {
         let mut e = Enricher::new(Filter::default(), 16);
         let mut out = Vec::new();
-        let CaptureEvent::Data(mut chunk) = data(5) else {
-            unreachable!()
-        };
+        let CaptureEvent::Data(mut chunk) = data(5) else { unreachable!() };
         chunk.payload = Bytes::from_static(b"HTTP/1.1 200 OK\r\n");
         chunk.direction = Direction::Egress;
         e.push(CaptureEvent::Data(chunk), &mut out);
@@ -389,9 +357,7 @@ mod tests {
         e.push(data(1), &mut out);
         e.forget(1);
         out.clear();
-        let CaptureEvent::Data(mut chunk) = data(1) else {
-            unreachable!()
-        };
+        let CaptureEvent::Data(mut chunk) = data(1) else { unreachable!() };
         chunk.payload = Bytes::from_static(b"GET /again HTTP/1.1\r\n");
         e.push(CaptureEvent::Data(chunk), &mut out);
         assert!(matches!(&out[0], Event::Open(m) if m.role == Role::Server));

@@ -121,11 +121,7 @@ impl From<&ConnOpen> for RawOpen {
             ts_ns: o.ts_ns,
             // The kernel only writes SERVER or CLIENT; anything else would be a layout bug, and
             // treating it as a server keeps the connection visible rather than dropping it.
-            role: if o.role == role::CLIENT {
-                Role::Client
-            } else {
-                Role::Server
-            },
+            role: if o.role == role::CLIENT { Role::Client } else { Role::Server },
             origin: match o.origin {
                 origin::ACCEPT => Origin::Accept,
                 origin::CONNECT => Origin::Connect,

@@ -132,13 +132,7 @@ pub fn load(options: &LoadOptions) -> Result<Probes, LoadError> {
     let ring = take_map(&mut ebpf, "EVENTS", RingBuf::try_from)?;
     let counters = take_map(&mut ebpf, "COUNTERS", PerCpuArray::try_from)?;
     let conns = take_map(&mut ebpf, "CONNS", HashMap::try_from)?;
-    Ok(Probes {
-        ebpf,
-        ring,
-        counters,
-        conns,
-        attached,
-    })
+    Ok(Probes { ebpf, ring, counters, conns, attached })
 }
 
 fn take_map<T>(
@@ -162,13 +156,7 @@ fn attach(ebpf: &mut Ebpf, category: &'static str, name: &'static str) -> Result
         }
         _ => LoadError::Program { name, source },
     })?;
-    program
-        .attach(category, name)
-        .map_err(|source| LoadError::Attach {
-            category,
-            name,
-            source,
-        })?;
+    program.attach(category, name).map_err(|source| LoadError::Attach { category, name, source })?;
     Ok(())
 }
 

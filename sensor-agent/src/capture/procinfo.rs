@@ -22,19 +22,14 @@ impl ProcCache {
         self.exes
             .entry(tgid)
             .or_insert_with(|| {
-                fs::read_link(format!("/proc/{tgid}/exe"))
-                    .ok()
-                    .map(|p| p.to_string_lossy().into_owned())
+                fs::read_link(format!("/proc/{tgid}/exe")).ok().map(|p| p.to_string_lossy().into_owned())
             })
             .clone()
     }
 
     /// The address a listening socket is bound to (the local side of connections it accepted).
     pub fn listener(&mut self, tgid: u32, fd: i32) -> Option<SocketAddr> {
-        *self
-            .listeners
-            .entry((tgid, fd))
-            .or_insert_with(|| socket_addrs(tgid, fd).map(|(local, _)| local))
+        *self.listeners.entry((tgid, fd)).or_insert_with(|| socket_addrs(tgid, fd).map(|(local, _)| local))
     }
 
     pub fn forget(&mut self, tgid: u32) {
@@ -63,12 +58,7 @@ fn socket_inode(tgid: u32, fd: i32) -> Option<u64> {
 /// The process's command name, as the kernel's `comm` (for connections whose open was missed).
 #[must_use]
 pub fn comm(tgid: u32) -> Option<String> {
-    Some(
-        fs::read_to_string(format!("/proc/{tgid}/comm"))
-            .ok()?
-            .trim_end()
-            .to_owned(),
-    )
+    Some(fs::read_to_string(format!("/proc/{tgid}/comm")).ok()?.trim_end().to_owned())
 }
 
 /// Whether fd is (still) a socket; `None` when the process or fd is gone.

@@ -47,10 +47,7 @@ impl<W: Write> Writer<W> {
     pub fn new(mut out: W, boot_wall_ns: i128) -> io::Result<Self> {
         out.write_all(MAGIC)?;
         out.write_all(&boot_wall_ns.to_le_bytes())?;
-        Ok(Writer {
-            out,
-            buf: Vec::with_capacity(64 * 1024),
-        })
+        Ok(Writer { out, buf: Vec::with_capacity(64 * 1024) })
     }
 
     pub fn write(&mut self, event: &Event) -> io::Result<()> {
@@ -168,12 +165,7 @@ impl<R: Read> Reader<R> {
         }
         let mut clock = [0u8; 16];
         clock.copy_from_slice(&head[16..]);
-        Ok(Reader {
-            input,
-            offset: 32,
-            boot_wall_ns: i128::from_le_bytes(clock),
-            buf: Vec::new(),
-        })
+        Ok(Reader { input, offset: 32, boot_wall_ns: i128::from_le_bytes(clock), buf: Vec::new() })
     }
 
     /// The next event, `Ok(None)` at a clean end of file.
@@ -186,10 +178,7 @@ impl<R: Read> Reader<R> {
         }
         let len = u32::from_le_bytes([head[1], head[2], head[3], head[4]]);
         if len > MAX_RECORD {
-            return Err(RecordingError::Corrupt {
-                offset: self.offset,
-                what: "record length",
-            });
+            return Err(RecordingError::Corrupt { offset: self.offset, what: "record length" });
         }
         self.buf.resize(len as usize, 0);
         if read_full(&mut self.input, &mut self.buf)? != len as usize {
@@ -197,9 +186,7 @@ impl<R: Read> Reader<R> {
         }
         let at = self.offset;
         self.offset += 5 + u64::from(len);
-        decode(head[0], &self.buf)
-            .map(Some)
-            .map_err(|what| RecordingError::Corrupt { offset: at, what })
+        decode(head[0], &self.buf).map(Some).map_err(|what| RecordingError::Corrupt { offset: at, what })
     }
 }
 
@@ -275,23 +262,9 @@ pub fn decode(tag: u8, body: &[u8]) -> Result<Event, &'static str> {
                 return Err("payload longer than its range");
             }
             c.b = &[];
-            Event::Data(RawChunk {
-                conn_id,
-                tgid,
-                fd,
-                ts_ns,
-                direction,
-                tls,
-                source,
-                offset,
-                len,
-                payload,
-            })
+            Event::Data(RawChunk { conn_id, tgid, fd, ts_ns, direction, tls, source, offset, len, payload })
         }
-        CLOSE => Event::Close {
-            conn_id: c.u64()?,
-            ts_ns: c.u64()?,
-        },
+        CLOSE => Event::Close { conn_id: c.u64()?, ts_ns: c.u64()? },
         EXEC => Event::Exec { tgid: c.u32()? },
         EXIT => Event::Exit { tgid: c.u32()? },
         _ => return Err("unknown record tag"),
@@ -345,10 +318,7 @@ impl Cursor<'_> {
         if len == u16::MAX {
             return Ok(None);
         }
-        let (s, rest) = self
-            .b
-            .split_at_checked(usize::from(len))
-            .ok_or("string too short")?;
+        let (s, rest) = self.b.split_at_checked(usize::from(len)).ok_or("string too short")?;
         self.b = rest;
         Ok(Some(String::from_utf8_lossy(s).into_owned()))
     }
@@ -387,10 +357,7 @@ mod tests {
                 tls: true,
                 source: 10,
             }),
-            Event::Close {
-                conn_id: 7,
-                ts_ns: 13,
-            },
+            Event::Close { conn_id: 7, ts_ns: 13 },
             Event::Exit { tgid: 42 },
         ]
     }

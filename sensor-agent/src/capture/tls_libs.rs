@@ -45,11 +45,8 @@ const SYSTEM_LIB_DIRS: &[&str] = &[
 ];
 
 /// After an exec, libraries appear as the dynamic loader (or a later dlopen) maps them.
-const RESCAN_DELAYS: [Duration; 3] = [
-    Duration::from_millis(50),
-    Duration::from_millis(500),
-    Duration::from_secs(3),
-];
+const RESCAN_DELAYS: [Duration; 3] =
+    [Duration::from_millis(50), Duration::from_millis(500), Duration::from_secs(3)];
 const FULL_RESCAN: Duration = Duration::from_secs(30);
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -90,9 +87,7 @@ pub struct TlsAttacher {
 /// Loads the TLS programs into the kernel (verifier) without attaching them anywhere.
 pub fn load_programs(ebpf: &mut Ebpf) -> Result<(), LoadError> {
     for name in SYMBOLS.iter().map(|(_, p)| *p).chain([RETURN_PROGRAM]) {
-        uprobe(ebpf, name)?
-            .load()
-            .map_err(|source| LoadError::Program { name, source })?;
+        uprobe(ebpf, name)?.load().map_err(|source| LoadError::Program { name, source })?;
     }
     Ok(())
 }
@@ -135,11 +130,8 @@ impl TlsAttacher {
     /// Libraries currently probed, for the log.
     #[must_use]
     pub fn describe(&self) -> Vec<String> {
-        let mut v: Vec<String> = self
-            .libs
-            .values()
-            .map(|l| format!("{} [{}]", l.path, l.symbols.join(",")))
-            .collect();
+        let mut v: Vec<String> =
+            self.libs.values().map(|l| format!("{} [{}]", l.path, l.symbols.join(","))).collect();
         v.sort();
         v
     }
@@ -162,10 +154,7 @@ impl TlsAttacher {
             if let Some(lib) = self.libs.remove(&id) {
                 detach(ebpf, lib.links);
                 self.stats.libraries_detached += 1;
-                log::info!(
-                    "TLS probes detached from {} (no process maps it any more)",
-                    lib.path
-                );
+                log::info!("TLS probes detached from {} (no process maps it any more)", lib.path);
             }
         }
     }
@@ -173,12 +162,8 @@ impl TlsAttacher {
     /// Runs due rescans of new processes, and a periodic full rescan for late `dlopen`s.
     pub fn tick(&mut self, ebpf: &mut Ebpf) {
         let now = Instant::now();
-        let due: Vec<(Instant, u32, usize)> = self
-            .rescans
-            .iter()
-            .copied()
-            .filter(|(at, _, _)| *at <= now)
-            .collect();
+        let due: Vec<(Instant, u32, usize)> =
+            self.rescans.iter().copied().filter(|(at, _, _)| *at <= now).collect();
         self.rescans.retain(|(at, _, _)| *at > now);
         for (_, pid, attempt) in due {
             if !self.scan_process(ebpf, pid) {
@@ -214,11 +199,7 @@ impl TlsAttacher {
         };
         let root = PathBuf::from(format!("/proc/{pid}/root"));
         let mut seen = HashSet::new();
-        for path in maps
-            .lines()
-            .filter_map(|l| l.split_whitespace().nth(5))
-            .filter(|p| p.starts_with('/'))
-        {
+        for path in maps.lines().filter_map(|l| l.split_whitespace().nth(5)).filter(|p| p.starts_with('/')) {
             if !seen.insert(path) {
                 continue;
             }
@@ -236,10 +217,7 @@ impl TlsAttacher {
     /// Probes the file at `host_path` unless it already is (or cannot be).
     fn consider(&mut self, ebpf: &mut Ebpf, host_path: &Path, shown: &str, pid: Option<u32>, pinned: bool) {
         let Ok(meta) = fs::metadata(host_path) else { return };
-        let id = FileId {
-            dev: meta.dev(),
-            ino: meta.ino(),
-        };
+        let id = FileId { dev: meta.dev(), ino: meta.ino() };
         if let Some(lib) = self.libs.get_mut(&id) {
             lib.users.extend(pid);
             return;
@@ -272,16 +250,7 @@ impl TlsAttacher {
                 self.stats.libraries_attached += 1;
                 log::info!("TLS probes attached to {shown} ({})", symbols.join(", "));
                 let users = pid.into_iter().collect();
-                self.libs.insert(
-                    id,
-                    Library {
-                        path: shown.to_owned(),
-                        symbols,
-                        links,
-                        users,
-                        pinned,
-                    },
-                );
+                self.libs.insert(id, Library { path: shown.to_owned(), symbols, links, users, pinned });
             }
             Err((links, e)) => {
                 self.stats.attach_failures += 1;
@@ -311,10 +280,9 @@ fn attach(ebpf: &mut Ebpf, path: &Path, symbols: &[&'static str]) -> Result<Link
             continue;
         };
         for name in [*program, RETURN_PROGRAM] {
-            let result = uprobe(ebpf, name).map_err(anyhow::Error::from).and_then(|p| {
-                p.attach(symbol, path, UProbeScope::AllProcesses)
-                    .map_err(anyhow::Error::from)
-            });
+            let result = uprobe(ebpf, name)
+                .map_err(anyhow::Error::from)
+                .and_then(|p| p.attach(symbol, path, UProbeScope::AllProcesses).map_err(anyhow::Error::from));
             match result {
                 Ok(link) => links.push((name, link)),
                 Err(e) => return Err((links, e.context(format!("{name} on {symbol}")))),
@@ -379,12 +347,10 @@ mod tests {
 
     #[test]
     fn reads_exported_symbols_of_a_real_libssl() {
-        let Some(lib) = [
-            "/usr/lib/x86_64-linux-gnu/libssl.so.3",
-            "/lib/x86_64-linux-gnu/libssl.so.3",
-        ]
-        .iter()
-        .find(|p| Path::new(p).exists()) else {
+        let Some(lib) = ["/usr/lib/x86_64-linux-gnu/libssl.so.3", "/lib/x86_64-linux-gnu/libssl.so.3"]
+            .iter()
+            .find(|p| Path::new(p).exists())
+        else {
             eprintln!("no system libssl.so.3 here");
             return;
         };

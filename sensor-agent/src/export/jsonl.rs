@@ -29,10 +29,7 @@ impl JsonlWriter {
                     .open(path)?,
             ),
         };
-        Ok(JsonlWriter {
-            out: BufWriter::new(out),
-            written: 0,
-        })
+        Ok(JsonlWriter { out: BufWriter::new(out), written: 0 })
     }
 
     pub fn write(&mut self, record: &ExchangeRecord) -> io::Result<()> {

@@ -58,24 +58,14 @@ impl ExchangeRecord {
     pub fn new(observed: &Observed, clock: &Clock) -> Self {
         let meta = &observed.meta;
         let ex = &observed.exchange;
-        let start = ex
-            .request
-            .as_ref()
-            .map(|r| r.start_ns)
-            .or(ex.response.as_ref().map(|r| r.start_ns));
+        let start = ex.request.as_ref().map(|r| r.start_ns).or(ex.response.as_ref().map(|r| r.start_ns));
         let end = ex.response.as_ref().map(|r| r.end_ns);
         let duration_ms = match (ex.request.as_ref(), end) {
             (Some(req), Some(end)) => Some(end.saturating_sub(req.start_ns) as f64 / 1e6),
             _ => None,
         };
-        let complete = ex
-            .request
-            .as_ref()
-            .is_some_and(|r| r.body.complete && r.anomalies.is_empty())
-            && ex
-                .response
-                .as_ref()
-                .is_some_and(|r| r.body.complete && r.anomalies.is_empty());
+        let complete = ex.request.as_ref().is_some_and(|r| r.body.complete && r.anomalies.is_empty())
+            && ex.response.as_ref().is_some_and(|r| r.body.complete && r.anomalies.is_empty());
         ExchangeRecord {
             ts: humantime::format_rfc3339_micros(clock.wall(start.unwrap_or(meta.opened_ns))).to_string(),
             duration_ms,

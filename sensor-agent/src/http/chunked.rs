@@ -50,11 +50,7 @@ impl BodyState {
                 // `take <= input.len()`, so it fits a usize.
                 let take = take as usize;
                 body.data(input, 0, take);
-                let end = if *remaining == 0 {
-                    BodyEnd::Complete
-                } else {
-                    BodyEnd::More
-                };
+                let end = if *remaining == 0 { BodyEnd::Complete } else { BodyEnd::More };
                 (take, end)
             }
             BodyState::Chunked(dec) => match dec.feed(input) {
@@ -160,11 +156,7 @@ pub(crate) struct ChunkedDecoder {
 
 impl ChunkedDecoder {
     pub(crate) fn new(max_overhead: usize) -> Self {
-        ChunkedDecoder {
-            state: State::Size { value: 0, digits: 0 },
-            overhead: 0,
-            max_overhead,
-        }
+        ChunkedDecoder { state: State::Size { value: 0, digits: 0 }, overhead: 0, max_overhead }
     }
 
     #[cfg(test)]
@@ -185,31 +177,17 @@ impl ChunkedDecoder {
                 self.state = if take == remaining {
                     State::DataEnd
                 } else {
-                    State::Data {
-                        remaining: remaining - take,
-                    }
+                    State::Data { remaining: remaining - take }
                 };
-                return Ok(Progress {
-                    consumed: end,
-                    payload: Some(pos..end),
-                    done: false,
-                });
+                return Ok(Progress { consumed: end, payload: Some(pos..end), done: false });
             }
             pos += 1;
             self.state = self.step(b).ok_or(InvalidChunk { consumed: pos })?;
             if self.state == State::Done {
-                return Ok(Progress {
-                    consumed: pos,
-                    payload: None,
-                    done: true,
-                });
+                return Ok(Progress { consumed: pos, payload: None, done: true });
             }
         }
-        Ok(Progress {
-            consumed: pos,
-            payload: None,
-            done: false,
-        })
+        Ok(Progress { consumed: pos, payload: None, done: false })
     }
 
     fn step(&mut self, b: u8) -> Option<State> {
@@ -217,10 +195,7 @@ impl ChunkedDecoder {
             (State::Size { value, digits }, _) if hex(b).is_some() => {
                 let d = u64::from(hex(b).unwrap_or(0));
                 let value = value.checked_mul(16).and_then(|v| v.checked_add(d))?;
-                State::Size {
-                    value,
-                    digits: digits.saturating_add(1),
-                }
+                State::Size { value, digits: digits.saturating_add(1) }
             }
             (State::Size { digits: 0, .. }, _) => return None,
             (State::Size { value, .. } | State::SizeWs { value }, b' ' | b'\t') => State::SizeWs { value },
@@ -263,9 +238,7 @@ impl ChunkedDecoder {
     pub(crate) fn gap(&mut self, len: u64) -> GapOutcome {
         match self.state {
             State::Data { remaining } if len < remaining => {
-                self.state = State::Data {
-                    remaining: remaining - len,
-                };
+                self.state = State::Data { remaining: remaining - len };
                 GapOutcome::Absorbed
             }
             State::Data { remaining } if len == remaining => {
@@ -279,11 +252,7 @@ impl ChunkedDecoder {
 }
 
 fn after_size_line(value: u64) -> State {
-    if value == 0 {
-        State::TrailerStart
-    } else {
-        State::Data { remaining: value }
-    }
+    if value == 0 { State::TrailerStart } else { State::Data { remaining: value } }
 }
 
 fn hex(b: u8) -> Option<u8> {
@@ -357,20 +326,11 @@ mod tests {
 
     #[test]
     fn huge_size_does_not_overflow() {
-        assert_eq!(
-            decode(b"fffffffffffffffff\r\n", 1),
-            Err(()),
-            "17 hex digits overflow u64"
-        );
+        assert_eq!(decode(b"fffffffffffffffff\r\n", 1), Err(()), "17 hex digits overflow u64");
         let mut d = ChunkedDecoder::new(16);
         let p = d.feed(b"ffffffffffffffff\r\nab").expect("fits u64");
         assert_eq!((p.consumed, p.payload), (20, Some(18..20)));
-        assert_eq!(
-            d.gap(u64::MAX),
-            GapOutcome::Broken {
-                payload: u64::MAX - 2
-            }
-        );
+        assert_eq!(d.gap(u64::MAX), GapOutcome::Broken { payload: u64::MAX - 2 });
     }
 
     #[test]

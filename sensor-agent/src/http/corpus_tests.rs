@@ -95,11 +95,8 @@ fn decode(raw: &str) -> Vec<u8> {
             b't' => (b'\t', 2),
             b'f' => (0x0c, 2),
             b'x' => {
-                let hex: String = b[i + 2..]
-                    .iter()
-                    .take_while(|c| c.is_ascii_hexdigit())
-                    .map(|&c| c as char)
-                    .collect();
+                let hex: String =
+                    b[i + 2..].iter().take_while(|c| c.is_ascii_hexdigit()).map(|&c| c as char).collect();
                 match u32::from_str_radix(&hex, 16) {
                     Ok(v) => ((v & 0xff) as u8, 2 + hex.len()),
                     Err(_) => (b'\\', 1),
@@ -178,21 +175,16 @@ fn expectations(b: &Block) -> Expectations {
             error |= !pause_upgrade && !line.contains("code=21 ");
         }
     }
-    Expectations {
-        heads,
-        not_http1,
-        error,
-        upgrade,
-    }
+    Expectations { heads, not_http1, error, upgrade }
 }
 
 fn actual(b: &Block, o: &Outcome) -> Vec<Expect> {
     o.ex.iter()
         .filter_map(|e| {
-            let req = e.request.as_ref().map(|r| Expect::Request {
-                method: r.method.clone(),
-                url: r.target.clone(),
-            });
+            let req = e
+                .request
+                .as_ref()
+                .map(|r| Expect::Request { method: r.method.clone(), url: r.target.clone() });
             let resp = e.response.as_ref().map(|r| Expect::Response { status: r.status });
             if b.kind.starts_with("request") { req } else { resp }
         })
@@ -240,11 +232,7 @@ fn llhttp_corpus() {
         let want = e.heads;
         // Where llhttp stopped (error, or a switch of protocol) we may read
         // on, so only the heads it completed must match.
-        let ok = if e.error || e.upgrade {
-            got.starts_with(&want)
-        } else {
-            got == want
-        };
+        let ok = if e.error || e.upgrade { got.starts_with(&want) } else { got == want };
         if !ok {
             mismatches.push(format!("{} / {}: want {want:?} got {got:?}", b.file, b.title));
         }

@@ -58,11 +58,7 @@ impl Version {
     /// httparse reports the minor version only; anything but 0 is treated as 1.1
     /// because httparse itself rejects every other major/minor pair.
     pub(crate) fn from_minor(minor: u8) -> Self {
-        if minor == 0 {
-            Version::Http10
-        } else {
-            Version::Http11
-        }
+        if minor == 0 { Version::Http10 } else { Version::Http11 }
     }
 }
 
@@ -88,18 +84,18 @@ impl Headers {
     /// First value of `name`, compared ASCII case-insensitively.
     #[must_use]
     pub fn get(&self, name: &str) -> Option<&[u8]> {
-        self.0
-            .iter()
-            .find(|(n, _)| n.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_slice())
+        self.0.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_slice())
     }
 
     /// Every value of `name`, in arrival order.
     pub fn get_all<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a [u8]> + 'a {
-        self.0
-            .iter()
-            .filter(move |(n, _)| n.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_slice())
+        self.0.iter().filter(move |(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_slice())
+    }
+
+    /// Bytes held by the names and values (memory accounting).
+    #[must_use]
+    pub fn held_bytes(&self) -> usize {
+        self.0.iter().map(|(n, v)| n.len() + v.len()).sum()
     }
 
     pub fn iter(&self) -> impl Iterator<Item = (&str, &[u8])> {
@@ -146,6 +142,14 @@ pub enum Anomaly {
     /// A request Transfer-Encoding whose final coding is not chunked: the
     /// body length cannot be determined (RFC 9112 §6.3 rule 4).
     InvalidTransferEncoding,
+}
+
+impl Request {
+    /// Bytes this request holds (memory accounting).
+    #[must_use]
+    pub fn held_bytes(&self) -> usize {
+        self.method.len() + self.target.len() + self.headers.held_bytes() + self.body.captured.len()
+    }
 }
 
 impl Anomaly {
@@ -196,14 +200,7 @@ enum Capture {
 
 impl BodyBuilder {
     pub(crate) fn new(limit: usize, chunked: bool) -> Self {
-        BodyBuilder {
-            size: 0,
-            capture: Capture::Empty,
-            limit,
-            gapped: false,
-            truncated: false,
-            chunked,
-        }
+        BodyBuilder { size: 0, capture: Capture::Empty, limit, gapped: false, truncated: false, chunked }
     }
 
     /// Payload bytes `src[start..end]` were seen.
@@ -252,6 +249,10 @@ impl BodyBuilder {
         self.truncated = true;
     }
 
+    pub(crate) fn held_bytes(&self) -> usize {
+        self.captured_len()
+    }
+
     fn captured_len(&self) -> usize {
         match &self.capture {
             Capture::Empty => 0,
@@ -266,12 +267,7 @@ impl BodyBuilder {
             Capture::Shared(b) => b,
             Capture::Owned(b) => b.freeze(),
         };
-        Body {
-            size: self.size,
-            captured,
-            complete: !self.gapped && !self.truncated,
-            chunked: self.chunked,
-        }
+        Body { size: self.size, captured, complete: !self.gapped && !self.truncated, chunked: self.chunked }
     }
 }
 

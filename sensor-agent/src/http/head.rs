@@ -77,10 +77,7 @@ fn parse_into<'b>(side: StreamSide, buf: &'b [u8], slots: &mut [httparse::Header
             let (Some(method), Some(target), Some(v)) = (req.method, req.path, req.version) else {
                 return HeadParse::Invalid;
             };
-            let start = StartLine::Request {
-                method: method.to_owned(),
-                target: target.to_owned(),
-            };
+            let start = StartLine::Request { method: method.to_owned(), target: target.to_owned() };
             (start, v, own_headers(req.headers), len)
         }
         StreamSide::Response => {
@@ -94,21 +91,11 @@ fn parse_into<'b>(side: StreamSide, buf: &'b [u8], slots: &mut [httparse::Header
             let (Some(status), Some(v)) = (resp.code, resp.version) else {
                 return HeadParse::Invalid;
             };
-            let start = StartLine::Response {
-                status,
-                reason: resp.reason.unwrap_or_default().to_owned(),
-            };
+            let start = StartLine::Response { status, reason: resp.reason.unwrap_or_default().to_owned() };
             (start, v, own_headers(resp.headers), len)
         }
     };
-    HeadParse::Complete {
-        head: Head {
-            start,
-            version: Version::from_minor(version),
-            headers,
-        },
-        len,
-    }
+    HeadParse::Complete { head: Head { start, version: Version::from_minor(version), headers }, len }
 }
 
 fn own_headers(raw: &[httparse::Header<'_>]) -> Headers {
@@ -136,28 +123,18 @@ pub(crate) fn start_line_only(side: StreamSide, buf: &[u8]) -> Option<Head> {
             // The result is irrelevant: httparse fills fields as it goes.
             let _ = cfg.parse_request(&mut req, buf);
             let (method, target, v) = (req.method?, req.path?, req.version?);
-            let start = StartLine::Request {
-                method: method.to_owned(),
-                target: target.to_owned(),
-            };
+            let start = StartLine::Request { method: method.to_owned(), target: target.to_owned() };
             (start, v)
         }
         StreamSide::Response => {
             let mut resp = httparse::Response::new(&mut []);
             let _ = cfg.parse_response(&mut resp, buf);
             let (status, v) = (resp.code?, resp.version?);
-            let start = StartLine::Response {
-                status,
-                reason: resp.reason.unwrap_or_default().to_owned(),
-            };
+            let start = StartLine::Response { status, reason: resp.reason.unwrap_or_default().to_owned() };
             (start, v)
         }
     };
-    Some(Head {
-        start,
-        version: Version::from_minor(version),
-        headers: Headers::new(),
-    })
+    Some(Head { start, version: Version::from_minor(version), headers: Headers::new() })
 }
 
 /// How the body of a message is delimited.
@@ -198,10 +175,7 @@ pub(crate) fn response_framing(headers: &Headers, status: u16, req: RequestKind)
         || req == RequestKind::Head
         || (req == RequestKind::Connect && (200..300).contains(&status));
     if no_body {
-        return FramingDecision {
-            framing: Ok(Framing::NoBody),
-            anomalies: Vec::new(),
-        };
+        return FramingDecision { framing: Ok(Framing::NoBody), anomalies: Vec::new() };
     }
     framing(headers, true)
 }
@@ -222,11 +196,7 @@ fn framing(headers: &Headers, is_response: bool) -> FramingDecision {
             if duplicate {
                 note(&mut anomalies, Anomaly::DuplicateContentLength);
             }
-            Ok(if value == 0 {
-                Framing::NoBody
-            } else {
-                Framing::Length(value)
-            })
+            Ok(if value == 0 { Framing::NoBody } else { Framing::Length(value) })
         }
         (None, Some(Err(a))) => Err(a),
         (None, None) => Ok(Framing::NoBody),
@@ -280,10 +250,7 @@ fn content_length(headers: &Headers) -> Option<Result<ContentLength, Anomaly>> {
     Some(if conflict {
         Err(Anomaly::ConflictingContentLength)
     } else {
-        Ok(ContentLength {
-            value,
-            duplicate: count > 1,
-        })
+        Ok(ContentLength { value, duplicate: count > 1 })
     })
 }
 
@@ -292,11 +259,7 @@ fn parse_decimal(digits: &[u8]) -> Option<u64> {
         return None;
     }
     digits.iter().try_fold(0u64, |acc, &b| {
-        if b.is_ascii_digit() {
-            acc.checked_mul(10)?.checked_add(u64::from(b - b'0'))
-        } else {
-            None
-        }
+        if b.is_ascii_digit() { acc.checked_mul(10)?.checked_add(u64::from(b - b'0')) } else { None }
     })
 }
 
@@ -331,18 +294,9 @@ mod tests {
             raw.extend_from_slice(b"X: v\r\n");
         }
         raw.extend_from_slice(b"\r\n");
-        assert!(matches!(
-            parse_head(StreamSide::Request, &raw),
-            HeadParse::TooManyHeaders
-        ));
+        assert!(matches!(parse_head(StreamSide::Request, &raw), HeadParse::TooManyHeaders));
         let head = start_line_only(StreamSide::Request, &raw).expect("start line");
-        assert_eq!(
-            head.start,
-            StartLine::Request {
-                method: "GET".into(),
-                target: "/".into()
-            }
-        );
+        assert_eq!(head.start, StartLine::Request { method: "GET".into(), target: "/".into() });
     }
 
     #[test]
@@ -364,26 +318,14 @@ mod tests {
 
     #[test]
     fn transfer_encoding_rules() {
-        let d = request_framing(&headers(&[
-            ("Transfer-Encoding", "gzip, Chunked"),
-            ("Content-Length", "3"),
-        ]));
+        let d = request_framing(&headers(&[("Transfer-Encoding", "gzip, Chunked"), ("Content-Length", "3")]));
         assert_eq!(d.framing, Ok(Framing::Chunked));
         assert_eq!(d.anomalies, [Anomaly::TransferEncodingWithContentLength]);
-        let h = headers(&[
-            ("Transfer-Encoding", "chunked"),
-            ("Transfer-Encoding", "identity"),
-        ]);
+        let h = headers(&[("Transfer-Encoding", "chunked"), ("Transfer-Encoding", "identity")]);
         assert_eq!(request_framing(&h).framing, Err(Anomaly::InvalidTransferEncoding));
-        assert_eq!(
-            response_framing(&h, 200, RequestKind::Other).framing,
-            Ok(Framing::UntilClose)
-        );
+        assert_eq!(response_framing(&h, 200, RequestKind::Other).framing, Ok(Framing::UntilClose));
         let h = headers(&[("Transfer-Encoding", "chunkedchunked")]);
-        assert_eq!(
-            response_framing(&h, 200, RequestKind::Other).framing,
-            Ok(Framing::UntilClose)
-        );
+        assert_eq!(response_framing(&h, 200, RequestKind::Other).framing, Ok(Framing::UntilClose));
     }
 
     #[test]
@@ -398,10 +340,7 @@ mod tests {
         ] {
             assert_eq!(response_framing(&h, status, kind).framing, Ok(Framing::NoBody));
         }
-        assert_eq!(
-            response_framing(&h, 407, RequestKind::Connect).framing,
-            Ok(Framing::Length(10))
-        );
+        assert_eq!(response_framing(&h, 407, RequestKind::Connect).framing, Ok(Framing::Length(10)));
         assert_eq!(
             response_framing(&Headers::new(), 200, RequestKind::Unknown).framing,
             Ok(Framing::UntilClose)

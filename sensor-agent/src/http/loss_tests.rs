@@ -17,10 +17,7 @@ fn gap_inside_body_keeps_size_exact() {
     ]);
     assert_eq!(targets(&o), [(Some("/a"), Some(200)), (Some("/b"), None)]);
     let r = req(&o.ex[0]);
-    assert_eq!(
-        (r.body.size, &r.body.captured[..], r.body.complete),
-        (10, &b"ab"[..], false)
-    );
+    assert_eq!((r.body.size, &r.body.captured[..], r.body.complete), (10, &b"ab"[..], false));
     assert_eq!(r.anomalies, [Anomaly::BodyGap]);
     assert_eq!(r.end_ns, 3);
     let s = resp(&o.ex[0]);
@@ -92,10 +89,7 @@ fn false_start_inside_head_is_replayed() {
 
 #[test]
 fn head_too_large_is_reported_and_skipped() {
-    let limits = Limits {
-        max_head_bytes: 64,
-        ..Limits::default()
-    };
+    let limits = Limits { max_head_bytes: 64, ..Limits::default() };
     let mut big = b"GET /huge HTTP/1.1\r\n".to_vec();
     for _ in 0..10 {
         big.extend_from_slice(b"X-Filler: 0123456789\r\n");
@@ -146,15 +140,9 @@ fn gaps_in_chunked_bodies() {
 #[test]
 fn sizes_near_u64_max_do_not_overflow() {
     let o = run(&[
-        Ev::Req(
-            1,
-            b"POST / HTTP/1.1\r\nContent-Length: 18446744073709551615\r\n\r\nab",
-        ),
+        Ev::Req(1, b"POST / HTTP/1.1\r\nContent-Length: 18446744073709551615\r\n\r\nab"),
         Ev::ReqGap(2, u64::MAX),
-        Ev::Req(
-            3,
-            b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\nffffffffffffffff\r\nx",
-        ),
+        Ev::Req(3, b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\nffffffffffffffff\r\nx"),
         Ev::ReqGap(4, u64::MAX),
         Ev::Resp(5, b"HTTP/1.1 200 OK\r\n\r\n"),
         Ev::RespGap(6, u64::MAX),
@@ -175,10 +163,7 @@ fn large_body_capture_is_capped() {
     let o = run_split(&evs, Limits::default(), 0);
     assert_eq!(o, run_split(&evs, Limits::default(), 1000));
     let b = &req(&o.ex[0]).body;
-    assert_eq!(
-        (b.size, b.captured.len(), b.complete),
-        (1_048_576, 64 * 1024, true)
-    );
+    assert_eq!((b.size, b.captured.len(), b.complete), (1_048_576, 64 * 1024, true));
     assert_eq!(b.captured[300], (300 % 251) as u8);
     assert_eq!(req(&o.ex[1]).target, "/after");
 }
@@ -192,11 +177,7 @@ fn mutated_traffic_never_panics_and_is_split_invariant() {
         b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n",
     ];
     let alphabet = b"\r\n :;0123456789abcdefGET/HTTP1.chunked";
-    let limits = Limits {
-        max_head_bytes: 48,
-        max_body_capture: 4,
-        max_pending_requests: 2,
-    };
+    let limits = Limits { max_head_bytes: 48, max_body_capture: 4, max_pending_requests: 2 };
     let mut rng = Lcg(7);
     for round in 0..400 {
         let mut a = seeds[round % 4].to_vec();
@@ -235,31 +216,20 @@ struct Lcg(u64);
 
 impl Lcg {
     fn next(&mut self) -> u64 {
-        self.0 = self
-            .0
-            .wrapping_mul(6_364_136_223_846_793_005)
-            .wrapping_add(1_442_695_040_888_963_407);
+        self.0 = self.0.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1_442_695_040_888_963_407);
         self.0 >> 33
     }
 }
 
 #[test]
 fn skip_counter_saturates() {
-    let o = run(&[
-        Ev::ReqGap(1, u64::MAX),
-        Ev::ReqGap(2, u64::MAX),
-        Ev::Req(3, b"garbage\n"),
-        Ev::Close(4),
-    ]);
+    let o = run(&[Ev::ReqGap(1, u64::MAX), Ev::ReqGap(2, u64::MAX), Ev::Req(3, b"garbage\n"), Ev::Close(4)]);
     assert_eq!(o.stats.bytes_skipped, u64::MAX);
 }
 
 #[test]
 fn held_bytes_overflow_is_parsed_in_order() {
-    let limits = Limits {
-        max_head_bytes: 64,
-        ..Limits::default()
-    };
+    let limits = Limits { max_head_bytes: 64, ..Limits::default() };
     let mut data = b"GET /ws HTTP/1.1\r\nUpgrade: websocket\r\n\r\n".to_vec();
     for i in 0..6 {
         data.extend_from_slice(format!("GET /{i} HTTP/1.1\r\n\r\n").as_bytes());

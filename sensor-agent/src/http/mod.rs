@@ -43,6 +43,7 @@
 //! [`Segment`]: crate::reassembly::Segment
 
 mod chunked;
+pub mod decoding;
 mod exchange;
 mod head;
 mod pairing;
@@ -74,11 +75,7 @@ pub struct Limits {
 
 impl Default for Limits {
     fn default() -> Self {
-        Limits {
-            max_head_bytes: 64 * 1024,
-            max_body_capture: 64 * 1024,
-            max_pending_requests: 64,
-        }
+        Limits { max_head_bytes: 64 * 1024, max_body_capture: 64 * 1024, max_pending_requests: 64 }
     }
 }
 

@@ -52,12 +52,7 @@ pub(crate) struct Ctx<'a> {
 
 impl Pairing {
     fn new(max_pending: usize) -> Self {
-        Pairing {
-            pending: VecDeque::new(),
-            max_pending,
-            inflight: Inflight::None,
-            decision: None,
-        }
+        Pairing { pending: VecDeque::new(), max_pending, inflight: Inflight::None, decision: None }
     }
 }
 
@@ -109,10 +104,7 @@ impl Ctx<'_> {
                 break;
             };
             self.stats.pending_overflow += 1;
-            self.out.push(Exchange {
-                request: Some(old),
-                response: None,
-            });
+            self.out.push(Exchange { request: Some(old), response: None });
         }
     }
 
@@ -124,10 +116,7 @@ impl Ctx<'_> {
         }
         // A previous response that never completed cannot be paired any more.
         if let Inflight::Matched(req) = std::mem::take(&mut self.pairing.inflight) {
-            self.out.push(Exchange {
-                request: Some(*req),
-                response: None,
-            });
+            self.out.push(Exchange { request: Some(*req), response: None });
         }
         if let Some(req) = self.pairing.pending.pop_front() {
             let k = kind(&req);
@@ -158,10 +147,7 @@ impl Ctx<'_> {
         } else if wants {
             self.pairing.decision = Some(UpgradeDecision::Declined);
         }
-        self.out.push(Exchange {
-            request,
-            response: Some(resp),
-        });
+        self.out.push(Exchange { request, response: Some(resp) });
     }
 }
 
@@ -207,6 +193,18 @@ impl HttpConnection {
         }
     }
 
+    /// Bytes this connection holds (partial heads, bodies kept for inspection, requests waiting
+    /// for their response): what a global memory budget is charged.
+    #[must_use]
+    pub fn held_bytes(&self) -> usize {
+        let inflight = match &self.pairing.inflight {
+            Inflight::Matched(r) => r.held_bytes(),
+            Inflight::None | Inflight::Unmatched => 0,
+        };
+        let pending: usize = self.pairing.pending.iter().map(Request::held_bytes).sum();
+        self.requests.held_bytes() + self.responses.held_bytes() + inflight + pending
+    }
+
     /// Feed the next in-order segment of one side; completed exchanges are
     /// appended to `out`.
     pub fn push(&mut self, side: StreamSide, seg: Segment, out: &mut Vec<Exchange>) {
@@ -218,11 +216,7 @@ impl HttpConnection {
             self.stats.skipped(len);
             return;
         }
-        let mut ctx = Ctx {
-            stats: &mut self.stats,
-            pairing: &mut self.pairing,
-            out,
-        };
+        let mut ctx = Ctx { stats: &mut self.stats, pairing: &mut self.pairing, out };
         match side {
             StreamSide::Request => self.requests.push(seg, &mut ctx),
             StreamSide::Response => self.responses.push(seg, &mut ctx),
@@ -234,11 +228,7 @@ impl HttpConnection {
     /// one so that every later byte is read in the right mode.
     fn settle(&mut self, out: &mut Vec<Exchange>) {
         while let Some(decision) = self.pairing.decision.take() {
-            let mut ctx = Ctx {
-                stats: &mut self.stats,
-                pairing: &mut self.pairing,
-                out,
-            };
+            let mut ctx = Ctx { stats: &mut self.stats, pairing: &mut self.pairing, out };
             match decision {
                 UpgradeDecision::Upgraded => {
                     self.upgraded = true;
@@ -260,25 +250,15 @@ impl HttpConnection {
             return;
         }
         self.closed = true;
-        let mut ctx = Ctx {
-            stats: &mut self.stats,
-            pairing: &mut self.pairing,
-            out,
-        };
+        let mut ctx = Ctx { stats: &mut self.stats, pairing: &mut self.pairing, out };
         self.requests.finish(ts_ns, &mut ctx);
         self.responses.finish(ts_ns, &mut ctx);
         // Held-back request bytes replayed above never wait for a decision now.
         self.pairing.decision = None;
         if let Inflight::Matched(req) = std::mem::take(&mut self.pairing.inflight) {
-            out.push(Exchange {
-                request: Some(*req),
-                response: None,
-            });
+            out.push(Exchange { request: Some(*req), response: None });
         }
-        out.extend(self.pairing.pending.drain(..).map(|req| Exchange {
-            request: Some(req),
-            response: None,
-        }));
+        out.extend(self.pairing.pending.drain(..).map(|req| Exchange { request: Some(req), response: None }));
     }
 
     #[must_use]

@@ -31,12 +31,7 @@ struct HeadBuf {
 
 impl HeadBuf {
     fn new(start_ns: u64) -> Self {
-        HeadBuf {
-            spill: Spill::default(),
-            start_ns,
-            blank: 0,
-            first_line_checked: false,
-        }
+        HeadBuf { spill: Spill::default(), start_ns, blank: 0, first_line_checked: false }
     }
 }
 
@@ -66,6 +61,28 @@ enum State {
     },
     /// Upgraded or closed: everything is skipped.
     Stopped,
+}
+
+impl StreamParser {
+    /// Bytes buffered by this side: queued input, a partial head, held bytes, the current
+    /// message's head and body capture.
+    pub(crate) fn held_bytes(&self) -> usize {
+        let queued: usize = self
+            .queue
+            .iter()
+            .map(|i| match i {
+                Input::Data(_, b) => b.len(),
+                Input::Gap(..) => 0,
+            })
+            .sum();
+        let state = match &self.state {
+            State::Idle | State::Seek(_) | State::Stopped => 0,
+            State::Head(h) => h.spill.buf.len(),
+            State::Held { spill, .. } => spill.buf.len(),
+            State::Body(m) => m.head.headers.held_bytes() + m.body.held_bytes(),
+        };
+        queued + state
+    }
 }
 
 #[derive(Debug)]
@@ -202,13 +219,7 @@ impl StreamParser {
                     note(&mut msg.anomalies, Anomaly::Truncated);
                     msg.last_ns
                 };
-                let Message {
-                    head,
-                    start_ns,
-                    anomalies,
-                    body,
-                    ..
-                } = *msg;
+                let Message { head, start_ns, anomalies, body, .. } = *msg;
                 ctx.emit(head, body.finish(), start_ns, end, anomalies);
             }
         }
@@ -233,10 +244,7 @@ impl StreamParser {
             State::Seek(seek) => {
                 let (used, found) = seek.step(self.side, ts, input, ctx.stats);
                 if let Some((start_ns, spill)) = found {
-                    self.state = State::Head(HeadBuf {
-                        spill,
-                        ..HeadBuf::new(start_ns)
-                    });
+                    self.state = State::Head(HeadBuf { spill, ..HeadBuf::new(start_ns) });
                 }
                 (used, Vec::new())
             }
@@ -420,24 +428,14 @@ impl StreamParser {
         let State::Body(msg) = std::mem::replace(&mut self.state, State::Idle) else {
             return;
         };
-        let Message {
-            head,
-            start_ns,
-            last_ns,
-            anomalies,
-            body,
-            ..
-        } = *msg;
+        let Message { head, start_ns, last_ns, anomalies, body, .. } = *msg;
         let hold = match &head.start {
             StartLine::Request { method, .. } => method == "CONNECT" || head.headers.get("upgrade").is_some(),
             StartLine::Response { .. } => false,
         };
         ctx.emit(head, body.finish(), start_ns, last_ns, anomalies);
         self.state = match (hold, resync) {
-            (true, lost) => State::Held {
-                spill: Spill::default(),
-                lost,
-            },
+            (true, lost) => State::Held { spill: Spill::default(), lost },
             (false, true) => {
                 ctx.stats.resyncs += 1;
                 State::Seek(Seek::new(true, true))
@@ -491,8 +489,5 @@ impl StreamParser {
 }
 
 fn incomplete_body() -> Body {
-    Body {
-        complete: false,
-        ..Body::default()
-    }
+    Body { complete: false, ..Body::default() }
 }

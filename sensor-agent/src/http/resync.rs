@@ -42,11 +42,7 @@ pub(crate) fn classify_start(side: StreamSide, cand: &[u8]) -> StartMatch {
         StreamSide::Response => {
             const START: &[u8] = b"HTTP/1.";
             if cand.len() >= START.len() {
-                if cand.starts_with(START) {
-                    StartMatch::Match
-                } else {
-                    StartMatch::NoMatch
-                }
+                if cand.starts_with(START) { StartMatch::Match } else { StartMatch::NoMatch }
             } else if START.starts_with(cand) {
                 StartMatch::Prefix
             } else {
@@ -60,11 +56,7 @@ pub(crate) fn classify_start(side: StreamSide, cand: &[u8]) -> StartMatch {
 fn classify_request_start(cand: &[u8]) -> StartMatch {
     let Some(sp) = cand.iter().position(|&b| b == b' ') else {
         let plausible = cand.len() < MAX_METHOD_LEN && cand.iter().all(|&b| is_method_byte(b));
-        return if plausible {
-            StartMatch::Prefix
-        } else {
-            StartMatch::NoMatch
-        };
+        return if plausible { StartMatch::Prefix } else { StartMatch::NoMatch };
     };
     let (method, rest) = cand.split_at(sp);
     let target = rest.get(1..).unwrap_or_default();
@@ -76,11 +68,7 @@ fn classify_request_start(cand: &[u8]) -> StartMatch {
     };
     if KNOWN_METHODS.contains(&method) {
         // Known methods may carry authority-form targets (CONNECT host:port).
-        return if first.is_ascii_graphic() {
-            StartMatch::Match
-        } else {
-            StartMatch::NoMatch
-        };
+        return if first.is_ascii_graphic() { StartMatch::Match } else { StartMatch::NoMatch };
     }
     // A capture that starts mid-method shows a tail like "ET /" or "OST /".
     if KNOWN_METHODS.iter().any(|k| k.ends_with(method)) {
@@ -124,13 +112,7 @@ pub(crate) struct Seek {
 
 impl Seek {
     pub(crate) fn new(line_start: bool, counted: bool) -> Self {
-        Seek {
-            line_start,
-            cand: [0; MAX_CANDIDATE],
-            cand_len: 0,
-            cand_ts: 0,
-            counted,
-        }
+        Seek { line_start, cand: [0; MAX_CANDIDATE], cand_len: 0, cand_ts: 0, counted }
     }
 }
 

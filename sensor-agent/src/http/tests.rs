@@ -31,11 +31,7 @@ pub(super) fn run_split(evs: &[Ev<'_>], limits: Limits, piece: usize) -> Outcome
     for ev in evs {
         match *ev {
             Ev::Req(ts, d) | Ev::Resp(ts, d) => {
-                let side = if matches!(ev, Ev::Req(..)) {
-                    StreamSide::Request
-                } else {
-                    StreamSide::Response
-                };
+                let side = if matches!(ev, Ev::Req(..)) { StreamSide::Request } else { StreamSide::Response };
                 let mut rest = d;
                 while !rest.is_empty() {
                     let n = match piece {
@@ -48,10 +44,7 @@ pub(super) fn run_split(evs: &[Ev<'_>], limits: Limits, piece: usize) -> Outcome
                     }
                     .min(rest.len());
                     let (a, b) = rest.split_at(n);
-                    let seg = Segment::Data {
-                        ts_ns: ts,
-                        bytes: Bytes::copy_from_slice(a),
-                    };
+                    let seg = Segment::Data { ts_ns: ts, bytes: Bytes::copy_from_slice(a) };
                     conn.push(side, seg, &mut ex);
                     rest = b;
                 }
@@ -65,11 +58,7 @@ pub(super) fn run_split(evs: &[Ev<'_>], limits: Limits, piece: usize) -> Outcome
             Ev::Close(ts) => conn.close(ts, &mut ex),
         }
     }
-    Outcome {
-        ex,
-        stats: conn.stats().clone(),
-        upgraded: conn.is_upgraded(),
-    }
+    Outcome { ex, stats: conn.stats().clone(), upgraded: conn.is_upgraded() }
 }
 
 /// Runs whole, byte by byte and randomly split; asserts they agree.
@@ -77,11 +66,7 @@ pub(super) fn run_with(evs: &[Ev<'_>], limits: Limits) -> Outcome {
     let whole = run_split(evs, limits, 0);
     assert_eq!(whole, run_split(evs, limits, 1), "byte-by-byte differs");
     for seed in 0..3 {
-        assert_eq!(
-            whole,
-            run_split(evs, limits, usize::MAX - seed),
-            "random split differs"
-        );
+        assert_eq!(whole, run_split(evs, limits, usize::MAX - seed), "random split differs");
     }
     whole
 }
@@ -100,12 +85,7 @@ pub(super) fn resp(e: &Exchange) -> &Response {
 
 pub(super) fn targets(o: &Outcome) -> Vec<(Option<&str>, Option<u16>)> {
     o.ex.iter()
-        .map(|e| {
-            (
-                e.request.as_ref().map(|r| r.target.as_str()),
-                e.response.as_ref().map(|r| r.status),
-            )
-        })
+        .map(|e| (e.request.as_ref().map(|r| r.target.as_str()), e.response.as_ref().map(|r| r.status)))
         .collect()
 }
 
@@ -121,14 +101,7 @@ fn keep_alive_three_exchanges() {
         Ev::Req(5, b"DELETE /c HTTP/1.1\r\n\r\n"),
         Ev::Resp(6, b"HTTP/1.1 404 Not Found\r\ncontent-length: 2\r\n\r\nno"),
     ]);
-    assert_eq!(
-        targets(&o),
-        [
-            (Some("/a"), Some(200)),
-            (Some("/b"), Some(201)),
-            (Some("/c"), Some(404))
-        ]
-    );
+    assert_eq!(targets(&o), [(Some("/a"), Some(200)), (Some("/b"), Some(201)), (Some("/c"), Some(404))]);
     let e = &o.ex[1];
     assert_eq!(req(e).method, "POST");
     assert_eq!(&req(e).body.captured[..], b"abc");
@@ -143,27 +116,11 @@ fn keep_alive_three_exchanges() {
 #[test]
 fn pipelined_requests_then_responses() {
     let o = run(&[
-        Ev::Req(
-            1,
-            b"GET /1 HTTP/1.1\r\n\r\nGET /2 HTTP/1.1\r\n\r\nGET /3 HTTP/1.1\r\n\r\n",
-        ),
-        Ev::Resp(
-            2,
-            b"HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\naHTTP/1.1 200 OK\r\n",
-        ),
-        Ev::Resp(
-            3,
-            b"Content-Length: 1\r\n\r\nbHTTP/1.1 500 Err\r\nContent-Length: 1\r\n\r\nc",
-        ),
+        Ev::Req(1, b"GET /1 HTTP/1.1\r\n\r\nGET /2 HTTP/1.1\r\n\r\nGET /3 HTTP/1.1\r\n\r\n"),
+        Ev::Resp(2, b"HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\naHTTP/1.1 200 OK\r\n"),
+        Ev::Resp(3, b"Content-Length: 1\r\n\r\nbHTTP/1.1 500 Err\r\nContent-Length: 1\r\n\r\nc"),
     ]);
-    assert_eq!(
-        targets(&o),
-        [
-            (Some("/1"), Some(200)),
-            (Some("/2"), Some(200)),
-            (Some("/3"), Some(500))
-        ]
-    );
+    assert_eq!(targets(&o), [(Some("/1"), Some(200)), (Some("/2"), Some(200)), (Some("/3"), Some(500))]);
     assert_eq!(&resp(&o.ex[2]).body.captured[..], b"c");
     assert_eq!((resp(&o.ex[1]).start_ns, resp(&o.ex[1]).end_ns), (2, 3));
 }
@@ -184,25 +141,12 @@ fn head_response_has_no_body() {
 #[test]
 fn no_content_and_not_modified() {
     let o = run(&[
-        Ev::Req(
-            1,
-            b"GET /a HTTP/1.1\r\n\r\nGET /b HTTP/1.1\r\n\r\nGET /c HTTP/1.1\r\n\r\n",
-        ),
+        Ev::Req(1, b"GET /a HTTP/1.1\r\n\r\nGET /b HTTP/1.1\r\n\r\nGET /c HTTP/1.1\r\n\r\n"),
         Ev::Resp(2, b"HTTP/1.1 204 No Content\r\nContent-Length: 7\r\n\r\n"),
-        Ev::Resp(
-            3,
-            b"HTTP/1.1 304 Not Modified\r\nTransfer-Encoding: chunked\r\n\r\n",
-        ),
+        Ev::Resp(3, b"HTTP/1.1 304 Not Modified\r\nTransfer-Encoding: chunked\r\n\r\n"),
         Ev::Resp(4, OK5),
     ]);
-    assert_eq!(
-        targets(&o),
-        [
-            (Some("/a"), Some(204)),
-            (Some("/b"), Some(304)),
-            (Some("/c"), Some(200))
-        ]
-    );
+    assert_eq!(targets(&o), [(Some("/a"), Some(204)), (Some("/b"), Some(304)), (Some("/c"), Some(200))]);
     assert!(o.ex.iter().take(2).all(|e| resp(e).body.size == 0));
     assert_eq!(o.stats, HttpStats::default());
 }
@@ -210,10 +154,7 @@ fn no_content_and_not_modified() {
 #[test]
 fn continue_then_final_response() {
     let o = run(&[
-        Ev::Req(
-            1,
-            b"PUT /up HTTP/1.1\r\nExpect: 100-continue\r\nContent-Length: 4\r\n\r\n",
-        ),
+        Ev::Req(1, b"PUT /up HTTP/1.1\r\nExpect: 100-continue\r\nContent-Length: 4\r\n\r\n"),
         Ev::Resp(2, b"HTTP/1.1 100 Continue\r\n\r\n"),
         Ev::Req(3, b"data"),
         Ev::Resp(4, b"HTTP/1.1 103 Early Hints\r\nLink: </s.css>\r\n\r\n"),
@@ -241,15 +182,9 @@ fn chunked_with_extensions_and_trailers() {
     ]);
     assert_eq!(targets(&o), [(Some("/c"), Some(200)), (Some("/next"), Some(200))]);
     let b = &req(&o.ex[0]).body;
-    assert_eq!(
-        (b.size, &b.captured[..], b.chunked, b.complete),
-        (3, &b"abc"[..], true, true)
-    );
+    assert_eq!((b.size, &b.captured[..], b.chunked, b.complete), (3, &b"abc"[..], true, true));
     let b = &resp(&o.ex[0]).body;
-    assert_eq!(
-        (b.size, &b.captured[..], b.chunked),
-        (12, &b"hello, world"[..], true)
-    );
+    assert_eq!((b.size, &b.captured[..], b.chunked), (12, &b"hello, world"[..], true));
 }
 
 #[test]
@@ -262,10 +197,7 @@ fn transfer_encoding_overrides_content_length() {
         Ev::Close(9),
     ]);
     assert_eq!(targets(&o), [(Some("/"), None), (Some("/x"), None)]);
-    assert_eq!(
-        req(&o.ex[0]).anomalies,
-        [Anomaly::TransferEncodingWithContentLength]
-    );
+    assert_eq!(req(&o.ex[0]).anomalies, [Anomaly::TransferEncodingWithContentLength]);
     assert_eq!(req(&o.ex[0]).body.size, 2);
 }
 
@@ -316,10 +248,7 @@ fn conflicting_content_length_resyncs() {
 #[test]
 fn duplicate_and_invalid_content_length() {
     let o = run(&[
-        Ev::Req(
-            1,
-            b"POST /d HTTP/1.1\r\nContent-Length: 2\r\nContent-Length: 2\r\n\r\nab",
-        ),
+        Ev::Req(1, b"POST /d HTTP/1.1\r\nContent-Length: 2\r\nContent-Length: 2\r\n\r\nab"),
         Ev::Req(2, b"POST /i HTTP/1.1\r\nContent-Length: 0x10\r\n\r\n"),
         Ev::Close(3),
     ]);
@@ -331,14 +260,8 @@ fn duplicate_and_invalid_content_length() {
 #[test]
 fn websocket_upgrade_stops_parsing() {
     let o = run(&[
-        Ev::Req(
-            1,
-            b"GET /ws HTTP/1.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n\x81\x05hello",
-        ),
-        Ev::Resp(
-            2,
-            b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n\r\n\x81\x02hi",
-        ),
+        Ev::Req(1, b"GET /ws HTTP/1.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n\x81\x05hello"),
+        Ev::Resp(2, b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n\r\n\x81\x02hi"),
         Ev::Req(3, b"GET /not-http HTTP/1.1\r\n\r\n"),
         Ev::RespGap(4, 10),
         Ev::Close(5),
@@ -352,10 +275,7 @@ fn websocket_upgrade_stops_parsing() {
 #[test]
 fn declined_upgrade_keeps_parsing() {
     let o = run(&[
-        Ev::Req(
-            1,
-            b"GET /a HTTP/1.1\r\nUpgrade: h2c\r\n\r\nGET /b HTTP/1.1\r\n\r\n",
-        ),
+        Ev::Req(1, b"GET /a HTTP/1.1\r\nUpgrade: h2c\r\n\r\nGET /b HTTP/1.1\r\n\r\n"),
         Ev::Resp(
             2,
             b"HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\nxHTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\ny",
@@ -369,10 +289,7 @@ fn declined_upgrade_keeps_parsing() {
 #[test]
 fn connect_tunnel() {
     let o = run(&[
-        Ev::Req(
-            1,
-            b"CONNECT example.com:443 HTTP/1.1\r\nHost: example.com:443\r\n\r\n\x16\x03\x01",
-        ),
+        Ev::Req(1, b"CONNECT example.com:443 HTTP/1.1\r\nHost: example.com:443\r\n\r\n\x16\x03\x01"),
         Ev::Resp(2, b"HTTP/1.1 200 Connection Established\r\n\r\n\x16\x03\x03"),
     ]);
     assert!(o.upgraded);
@@ -382,10 +299,7 @@ fn connect_tunnel() {
     let o = run(&[
         Ev::Req(1, b"CONNECT example.com:443 HTTP/1.1\r\n\r\n"),
         Ev::Resp(2, b"HTTP/1.1 407 Proxy Auth\r\nContent-Length: 2\r\n\r\nno"),
-        Ev::Req(
-            3,
-            b"CONNECT example.com:443 HTTP/1.1\r\nProxy-Authorization: x\r\n\r\n",
-        ),
+        Ev::Req(3, b"CONNECT example.com:443 HTTP/1.1\r\nProxy-Authorization: x\r\n\r\n"),
         Ev::Resp(4, b"HTTP/1.1 200 OK\r\n\r\n"),
     ]);
     assert!(o.upgraded);
@@ -395,17 +309,11 @@ fn connect_tunnel() {
 
 #[test]
 fn unmatched_response_and_overflow() {
-    let limits = Limits {
-        max_pending_requests: 2,
-        ..Limits::default()
-    };
+    let limits = Limits { max_pending_requests: 2, ..Limits::default() };
     let o = run_with(
         &[
             Ev::Resp(1, OK5),
-            Ev::Req(
-                2,
-                b"GET /1 HTTP/1.1\r\n\r\nGET /2 HTTP/1.1\r\n\r\nGET /3 HTTP/1.1\r\n\r\n",
-            ),
+            Ev::Req(2, b"GET /1 HTTP/1.1\r\n\r\nGET /2 HTTP/1.1\r\n\r\nGET /3 HTTP/1.1\r\n\r\n"),
             Ev::Resp(3, OK5),
             Ev::Close(4),
         ],
@@ -413,12 +321,7 @@ fn unmatched_response_and_overflow() {
     );
     assert_eq!(
         targets(&o),
-        [
-            (None, Some(200)),
-            (Some("/1"), None),
-            (Some("/2"), Some(200)),
-            (Some("/3"), None)
-        ]
+        [(None, Some(200)), (Some("/1"), None), (Some("/2"), Some(200)), (Some("/3"), None)]
     );
     assert_eq!(o.stats.unmatched_responses, 1);
     assert_eq!(o.stats.pending_overflow, 1);

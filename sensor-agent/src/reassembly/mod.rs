@@ -26,15 +26,8 @@ pub enum Segment {
 #[derive(Clone, Debug)]
 pub enum StreamEvent {
     Open(Arc<ConnMeta>),
-    Segment {
-        conn_id: u64,
-        direction: Direction,
-        segment: Segment,
-    },
-    Close {
-        conn_id: u64,
-        ts_ns: u64,
-    },
+    Segment { conn_id: u64, direction: Direction, segment: Segment },
+    Close { conn_id: u64, ts_ns: u64 },
 }
 
 #[derive(Debug, Default, Clone, Copy, serde::Serialize)]
@@ -44,6 +37,10 @@ pub struct ReassemblyStats {
     pub forced_gaps: u64,
     pub idle_evictions: u64,
     pub table_evictions: u64,
+    /// Streams that stopped waiting for a hole because the global budget was reached.
+    pub budget_flushes: u64,
+    /// Out-of-order bytes held now, all connections together.
+    pub pending_bytes: u64,
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -53,6 +50,9 @@ pub struct ReassemblyLimits {
     pub max_connections: usize,
     /// A connection silent for this long is closed (its process may have lost the close).
     pub idle_timeout_ns: u64,
+    /// Out-of-order bytes held across all connections; beyond it the stream that pushed over
+    /// the limit stops waiting (its holes become gaps).
+    pub max_pending_total: u64,
 }
 
 impl Default for ReassemblyLimits {
@@ -61,6 +61,7 @@ impl Default for ReassemblyLimits {
             stream: StreamLimits::default(),
             max_connections: 65_536,
             idle_timeout_ns: 300_000_000_000,
+            max_pending_total: 64 << 20,
         }
     }
 }
@@ -88,11 +89,7 @@ const DIRECTIONS: [Direction; 2] = [Direction::Ingress, Direction::Egress];
 impl Reassembler {
     #[must_use]
     pub fn new(limits: ReassemblyLimits) -> Self {
-        Reassembler {
-            limits,
-            conns: HashMap::new(),
-            stats: ReassemblyStats::default(),
-        }
+        Reassembler { limits, conns: HashMap::new(), stats: ReassemblyStats::default() }
     }
 
     pub fn push(&mut self, event: Event, out: &mut Vec<StreamEvent>) {
@@ -121,7 +118,9 @@ impl Reassembler {
                 conn.last_ns = conn.last_ns.max(chunk.ts_ns);
                 let direction = chunk.direction;
                 let mut segments = Vec::new();
-                conn.streams[index(direction)].push(
+                let stream = &mut conn.streams[index(direction)];
+                let before = stream.pending_bytes();
+                stream.push(
                     chunk.offset,
                     chunk.len,
                     chunk.payload,
@@ -129,6 +128,12 @@ impl Reassembler {
                     &mut segments,
                     &mut self.stats,
                 );
+                if self.stats.pending_bytes - before + stream.pending_bytes() > self.limits.max_pending_total
+                {
+                    self.stats.budget_flushes += 1;
+                    stream.flush(chunk.ts_ns, &mut segments, &mut self.stats);
+                }
+                self.stats.pending_bytes = self.stats.pending_bytes - before + stream.pending_bytes();
                 out.extend(segments.into_iter().map(|segment| StreamEvent::Segment {
                     conn_id: chunk.conn_id,
                     direction,
@@ -155,7 +160,9 @@ impl Reassembler {
             }
             for direction in DIRECTIONS {
                 let mut segments = Vec::new();
-                conn.streams[index(direction)].flush(now_ns, &mut segments, &mut self.stats);
+                let stream = &mut conn.streams[index(direction)];
+                self.stats.pending_bytes -= stream.pending_bytes();
+                stream.flush(now_ns, &mut segments, &mut self.stats);
                 out.extend(segments.into_iter().map(|segment| StreamEvent::Segment {
                     conn_id,
                     direction,
@@ -180,7 +187,9 @@ impl Reassembler {
         };
         for direction in DIRECTIONS {
             let mut segments = Vec::new();
-            conn.streams[index(direction)].flush(ts_ns, &mut segments, &mut self.stats);
+            let stream = &mut conn.streams[index(direction)];
+            self.stats.pending_bytes -= stream.pending_bytes();
+            stream.flush(ts_ns, &mut segments, &mut self.stats);
             out.extend(segments.into_iter().map(|segment| StreamEvent::Segment {
                 conn_id,
                 direction,

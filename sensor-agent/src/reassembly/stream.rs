@@ -15,10 +15,7 @@ pub struct StreamLimits {
 
 impl Default for StreamLimits {
     fn default() -> Self {
-        StreamLimits {
-            max_pending_bytes: 256 * 1024,
-            max_pending_chunks: 64,
-        }
+        StreamLimits { max_pending_bytes: 256 * 1024, max_pending_chunks: 64 }
     }
 }
 
@@ -48,6 +45,12 @@ impl Stream {
             pending: BTreeMap::new(),
             pending_bytes: 0,
         }
+    }
+
+    /// Out-of-order bytes waiting for a hole to fill.
+    #[must_use]
+    pub fn pending_bytes(&self) -> u64 {
+        self.pending_bytes
     }
 
     fn next(&self) -> u64 {
@@ -142,17 +145,10 @@ impl Stream {
         let skip = next.saturating_sub(offset);
         stats.duplicate_bytes += skip;
         let captured = payload.len() as u64;
-        payload = if skip < captured {
-            payload.slice(skip as usize..)
-        } else {
-            Bytes::new()
-        };
+        payload = if skip < captured { payload.slice(skip as usize..) } else { Bytes::new() };
         let remaining = end - next.max(offset);
         if !payload.is_empty() {
-            out.push(Segment::Data {
-                ts_ns,
-                bytes: payload.clone(),
-            });
+            out.push(Segment::Data { ts_ns, bytes: payload.clone() });
         }
         let missing = remaining - payload.len() as u64;
         if missing > 0 {
@@ -168,13 +164,7 @@ mod tests {
     use super::*;
 
     fn run(chunks: &[(u64, u64, &'static [u8])]) -> (Vec<Segment>, ReassemblyStats) {
-        let mut s = Stream::new(
-            StreamLimits {
-                max_pending_bytes: 100,
-                max_pending_chunks: 4,
-            },
-            false,
-        );
+        let mut s = Stream::new(StreamLimits { max_pending_bytes: 100, max_pending_chunks: 4 }, false);
         let mut out = Vec::new();
         let mut stats = ReassemblyStats::default();
         for &(offset, len, payload) in chunks {
@@ -184,10 +174,7 @@ mod tests {
     }
 
     fn data(b: &'static [u8]) -> Segment {
-        Segment::Data {
-            ts_ns: 1,
-            bytes: Bytes::from_static(b),
-        }
+        Segment::Data { ts_ns: 1, bytes: Bytes::from_static(b) }
     }
 
     #[test]
@@ -205,10 +192,7 @@ mod tests {
     #[test]
     fn uncaptured_tail_is_a_gap_of_exact_size() {
         let (out, stats) = run(&[(0, 10, b"abc"), (10, 1, b"z")]);
-        assert_eq!(
-            out,
-            vec![data(b"abc"), Segment::Gap { ts_ns: 1, len: 7 }, data(b"z")]
-        );
+        assert_eq!(out, vec![data(b"abc"), Segment::Gap { ts_ns: 1, len: 7 }, data(b"z")]);
         assert_eq!(stats.gap_bytes, 7);
     }
 
@@ -221,13 +205,7 @@ mod tests {
 
     #[test]
     fn overflowing_pending_forces_a_gap() {
-        let (out, stats) = run(&[
-            (10, 1, b"a"),
-            (11, 1, b"b"),
-            (12, 1, b"c"),
-            (13, 1, b"d"),
-            (14, 1, b"e"),
-        ]);
+        let (out, stats) = run(&[(10, 1, b"a"), (11, 1, b"b"), (12, 1, b"c"), (13, 1, b"d"), (14, 1, b"e")]);
         assert_eq!(out[0], Segment::Gap { ts_ns: 1, len: 10 });
         assert_eq!(out.len(), 6);
         assert_eq!(stats.forced_gaps, 1);

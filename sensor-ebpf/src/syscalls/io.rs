@@ -34,62 +34,14 @@ macro_rules! io_tracepoints {
     };
 }
 
-io_tracepoints!(
-    sys_enter_read,
-    sys_exit_read,
-    direction::INGRESS,
-    source::READ,
-    Buffer
-);
-io_tracepoints!(
-    sys_enter_write,
-    sys_exit_write,
-    direction::EGRESS,
-    source::WRITE,
-    Buffer
-);
-io_tracepoints!(
-    sys_enter_readv,
-    sys_exit_readv,
-    direction::INGRESS,
-    source::READV,
-    Iovec
-);
-io_tracepoints!(
-    sys_enter_writev,
-    sys_exit_writev,
-    direction::EGRESS,
-    source::WRITEV,
-    Iovec
-);
-io_tracepoints!(
-    sys_enter_recvfrom,
-    sys_exit_recvfrom,
-    direction::INGRESS,
-    source::RECVFROM,
-    Received
-);
-io_tracepoints!(
-    sys_enter_sendto,
-    sys_exit_sendto,
-    direction::EGRESS,
-    source::SENDTO,
-    Buffer
-);
-io_tracepoints!(
-    sys_enter_recvmsg,
-    sys_exit_recvmsg,
-    direction::INGRESS,
-    source::RECVMSG,
-    ReceivedMsg
-);
-io_tracepoints!(
-    sys_enter_sendmsg,
-    sys_exit_sendmsg,
-    direction::EGRESS,
-    source::SENDMSG,
-    Msghdr
-);
+io_tracepoints!(sys_enter_read, sys_exit_read, direction::INGRESS, source::READ, Buffer);
+io_tracepoints!(sys_enter_write, sys_exit_write, direction::EGRESS, source::WRITE, Buffer);
+io_tracepoints!(sys_enter_readv, sys_exit_readv, direction::INGRESS, source::READV, Iovec);
+io_tracepoints!(sys_enter_writev, sys_exit_writev, direction::EGRESS, source::WRITEV, Iovec);
+io_tracepoints!(sys_enter_recvfrom, sys_exit_recvfrom, direction::INGRESS, source::RECVFROM, Received);
+io_tracepoints!(sys_enter_sendto, sys_exit_sendto, direction::EGRESS, source::SENDTO, Buffer);
+io_tracepoints!(sys_enter_recvmsg, sys_exit_recvmsg, direction::INGRESS, source::RECVMSG, ReceivedMsg);
+io_tracepoints!(sys_enter_sendmsg, sys_exit_sendmsg, direction::EGRESS, source::SENDMSG, Msghdr);
 
 /// How a syscall passes its buffer: `(fd, buf, len)`, `(fd, iov, iovcnt)` or `(fd, msghdr, ..)`.
 #[derive(Clone, Copy)]
@@ -137,15 +89,7 @@ fn enter(ctx: &TracePointContext, dir: u8, src: u8, args: Args) -> u32 {
             (m[2], m[3], 1)
         }
     };
-    let pending = Pending {
-        fd,
-        op: op::IO,
-        direction: dir,
-        source: src,
-        vectored,
-        ptr,
-        count,
-    };
+    let pending = Pending { fd, op: op::IO, direction: dir, source: src, vectored, ptr, count };
     remember(pid_tgid, &pending);
     0
 }
@@ -239,10 +183,7 @@ pub fn infer<C: aya_ebpf::EbpfContext>(ctx: &C, p: &Pending, len: u64, tgid: u32
     let mut open = conn::new_open(tgid, p.fd, r, origin::INFERRED, -1);
     let state = conn::track(&mut open);
     if state.is_some() {
-        debug!(
-            ctx,
-            "pre-existing HTTP connection recognised: tgid {} fd {}", tgid, p.fd
-        );
+        debug!(ctx, "pre-existing HTTP connection recognised: tgid {} fd {}", tgid, p.fd);
     }
     state
 }
@@ -372,11 +313,7 @@ extern "C" fn copy_step(_index: u64, walk: *mut core::ffi::c_void) -> i64 {
     };
     // SAFETY: as in `copy_out`; the callback runs on the same CPU within the same program run.
     let event = unsafe { &mut *event };
-    let mut n = if w.left < w.len - w.done {
-        w.left
-    } else {
-        w.len - w.done
-    };
+    let mut n = if w.left < w.len - w.done { w.left } else { w.len - w.done };
     if n > CHUNK_SIZE as u64 {
         n = CHUNK_SIZE as u64;
     }

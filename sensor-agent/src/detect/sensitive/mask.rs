@@ -72,11 +72,8 @@ pub fn query(query: &str) -> String {
 }
 
 fn is_secret_param(name: &str) -> bool {
-    let normal: String = name
-        .chars()
-        .filter(|c| *c != '_' && *c != '-')
-        .flat_map(char::to_lowercase)
-        .collect();
+    let normal: String =
+        name.chars().filter(|c| *c != '_' && *c != '-').flat_map(char::to_lowercase).collect();
     SECRET_PARAMS.contains(&normal.as_str())
 }
 
@@ -86,14 +83,8 @@ mod tests {
 
     #[test]
     fn authorization_keeps_scheme_only() {
-        assert_eq!(
-            header_value("Authorization", b"Bearer abc.def.ghi"),
-            "Bearer [REDACTED]"
-        );
-        assert_eq!(
-            header_value("authorization", b"Basic dXNlcjpwYXNz"),
-            "Basic [REDACTED]"
-        );
+        assert_eq!(header_value("Authorization", b"Bearer abc.def.ghi"), "Bearer [REDACTED]");
+        assert_eq!(header_value("authorization", b"Basic dXNlcjpwYXNz"), "Basic [REDACTED]");
         assert_eq!(header_value("Authorization", b"rawtoken"), REDACTED);
         assert_eq!(header_value("Cookie", b"sid=1"), REDACTED);
         assert_eq!(header_value("Set-Cookie", b"sid=1; HttpOnly"), REDACTED);
