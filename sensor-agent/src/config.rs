@@ -4,7 +4,7 @@ use std::path::PathBuf;
 use clap::{Args, Parser, Subcommand};
 use thiserror::Error;
 
-use crate::capture::enrich::Filter;
+use crate::{capture::enrich::Filter, detect::DetectConfig};
 
 /// apisense watches the HTTP API traffic of this host with eBPF (no change to the services) and
 /// reports every request/response exchange.
@@ -28,7 +28,44 @@ pub enum Command {
     Record(RecordArgs),
     /// Run the whole userspace pipeline on a recording, without privileges; same output as `run`.
     Replay(ReplayArgs),
+    /// Print the endpoint inventory kept in the state directory.
+    Inventory(InventoryArgs),
+    /// Render the endpoint inventory as a single-file HTML page.
+    Report(ReportArgs),
 }
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum InventoryFormat {
+    /// Aligned text, undocumented endpoints first.
+    Table,
+    Json,
+    /// A draft OpenAPI 3.1 document of what was observed (shadow endpoints first).
+    Openapi,
+}
+
+#[derive(Debug, Args)]
+pub struct InventoryArgs {
+    /// The agent's state directory.
+    #[arg(long, value_name = "DIR", default_value = DEFAULT_STATE_DIR)]
+    pub state_dir: PathBuf,
+
+    #[arg(long, value_enum, default_value_t = InventoryFormat::Table)]
+    pub format: InventoryFormat,
+}
+
+#[derive(Debug, Args)]
+pub struct ReportArgs {
+    /// The page to write.
+    #[arg(long, value_name = "FILE")]
+    pub html: PathBuf,
+
+    /// The agent's state directory.
+    #[arg(long, value_name = "DIR", default_value = DEFAULT_STATE_DIR)]
+    pub state_dir: PathBuf,
+}
+
+/// Where a node's inventory lives unless told otherwise.
+pub const DEFAULT_STATE_DIR: &str = "/var/lib/apisense";
 
 #[derive(Debug, Args)]
 pub struct CaptureArgs {
@@ -56,9 +93,20 @@ pub struct AnalysisArgs {
     pub max_body_bytes: usize,
 
     /// Bytes the agent may hold across all connections (out-of-order data, partial heads, bodies
-    /// kept for inspection); beyond it the least recently active connections are dropped (counted).
+    /// kept for inspection); beyond it the parsers holding most are reset (counted).
     #[arg(long, value_name = "MIB", default_value_t = 256)]
     pub max_buffered_mib: u32,
+
+    /// OpenAPI 3.x / Swagger 2.0 document (YAML or JSON), or a directory of them; repeatable.
+    /// Exchanges are classified against them (documented, shadow, undocumented method/status,
+    /// deprecated).
+    #[arg(long = "openapi", value_name = "PATH")]
+    pub openapi: Vec<PathBuf>,
+
+    /// Where the endpoint inventory persists (`run`: /var/lib/apisense; `replay`: in memory
+    /// unless given).
+    #[arg(long, value_name = "DIR")]
+    pub state_dir: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -120,6 +168,7 @@ pub struct AnalysisConfig {
     pub max_body_bytes: usize,
     pub max_buffered_bytes: u64,
     pub max_connections: usize,
+    pub detect: DetectConfig,
 }
 
 /// What a live session does with what it captures.
@@ -158,12 +207,9 @@ impl TryFrom<RunArgs> for RunConfig {
 
     fn try_from(args: RunArgs) -> Result<Self, ConfigError> {
         let capture = capture(args.capture)?;
-        Ok(RunConfig {
-            output: Some(output(&args.output)?),
-            record: args.record,
-            analysis: analysis(&args.analysis, capture.max_connections)?,
-            capture,
-        })
+        let mut analysis = analysis(args.analysis, capture.max_connections)?;
+        analysis.detect.state_dir.get_or_insert_with(|| PathBuf::from(DEFAULT_STATE_DIR));
+        Ok(RunConfig { output: Some(output(&args.output)?), record: args.record, analysis, capture })
     }
 }
 
@@ -172,11 +218,16 @@ impl TryFrom<RecordArgs> for RunConfig {
 
     fn try_from(args: RecordArgs) -> Result<Self, ConfigError> {
         let capture = capture(args.capture)?;
-        let defaults = AnalysisArgs { max_body_bytes: 65_536, max_buffered_mib: 256 };
+        let defaults = AnalysisArgs {
+            max_body_bytes: 65_536,
+            max_buffered_mib: 256,
+            openapi: Vec::new(),
+            state_dir: None,
+        };
         Ok(RunConfig {
             output: None,
             record: Some(args.out),
-            analysis: analysis(&defaults, capture.max_connections)?,
+            analysis: analysis(defaults, capture.max_connections)?,
             capture,
         })
     }
@@ -189,7 +240,7 @@ impl TryFrom<ReplayArgs> for ReplayConfig {
         Ok(ReplayConfig {
             input: args.file,
             output: output(&args.output)?,
-            analysis: analysis(&args.analysis, 1 << 20)?,
+            analysis: analysis(args.analysis, 1 << 20)?,
         })
     }
 }
@@ -208,7 +259,7 @@ fn capture(args: CaptureArgs) -> Result<CaptureConfig, ConfigError> {
     })
 }
 
-fn analysis(args: &AnalysisArgs, max_connections: u32) -> Result<AnalysisConfig, ConfigError> {
+fn analysis(args: AnalysisArgs, max_connections: u32) -> Result<AnalysisConfig, ConfigError> {
     if args.max_body_bytes > 16 << 20 {
         return Err(ConfigError::MaxBody(args.max_body_bytes));
     }
@@ -219,6 +270,7 @@ fn analysis(args: &AnalysisArgs, max_connections: u32) -> Result<AnalysisConfig,
         max_body_bytes: args.max_body_bytes,
         max_buffered_bytes: u64::from(args.max_buffered_mib) << 20,
         max_connections: max_connections as usize,
+        detect: DetectConfig { openapi: args.openapi, state_dir: args.state_dir },
     })
 }
 

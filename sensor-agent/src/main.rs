@@ -17,6 +17,8 @@ fn main() -> ExitCode {
         config::Command::Replay(args) => config::ReplayConfig::try_from(args)
             .map_err(anyhow::Error::from)
             .and_then(|c| pipeline::replay(&c)),
+        config::Command::Inventory(args) => print_inventory(&args),
+        config::Command::Report(args) => write_report(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -25,4 +27,38 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+fn print_inventory(args: &config::InventoryArgs) -> anyhow::Result<()> {
+    use sensor_agent::detect::{inventory, load_entries};
+    let entries = load_entries(&args.state_dir)?;
+    let text = match args.format {
+        config::InventoryFormat::Table => inventory::render_table(&entries),
+        config::InventoryFormat::Json => inventory::render_json(&entries),
+        config::InventoryFormat::Openapi => {
+            serde_json::to_string_pretty(&inventory::render_openapi(&entries))?
+        }
+    };
+    println!("{text}");
+    Ok(())
+}
+
+fn write_report(args: &config::ReportArgs) -> anyhow::Result<()> {
+    use std::{io::Write as _, os::unix::fs::OpenOptionsExt as _};
+
+    use anyhow::Context as _;
+    use sensor_agent::detect::{inventory, load_entries};
+    let entries = load_entries(&args.state_dir)?;
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
+    let page = inventory::render_html(&entries, &format!("apisense inventory: {}", host.trim()));
+    std::fs::OpenOptions::new()
+        .create(true)
+        .write(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(&args.html)
+        .and_then(|mut f| f.write_all(page.as_bytes()))
+        .with_context(|| format!("writing {}", args.html.display()))?;
+    log::info!("report written to {} ({} endpoints)", args.html.display(), entries.len());
+    Ok(())
 }

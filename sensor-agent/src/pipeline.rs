@@ -33,6 +33,7 @@ use crate::{
         tls_libs::{TlsAttacher, TlsStats},
     },
     config::{AnalysisConfig, Output, ReplayConfig, RunConfig},
+    detect::Detect,
     export::{
         clock::{Clock, monotonic_ns},
         jsonl::{self, JsonlWriter},
@@ -44,6 +45,9 @@ use crate::{
     },
     reassembly::{Reassembler, ReassemblyLimits, ReassemblyStats, StreamEvent},
 };
+
+/// How often the inventory is written to the state directory.
+const INVENTORY_FLUSH: Duration = Duration::from_secs(10);
 
 /// Records handled per wake-up before the loop looks at its timers and signals again.
 const BATCH: usize = 4096;
@@ -65,7 +69,7 @@ pub fn replay(config: &ReplayConfig) -> anyhow::Result<()> {
         .with_context(|| format!("reading {}", config.input.display()))?;
     let mut out =
         JsonlWriter::open(&config.output).with_context(|| format!("opening output {:?}", config.output))?;
-    let mut analysis = Analysis::new(&config.analysis, Clock::from_boot_wall_ns(reader.boot_wall_ns));
+    let mut analysis = Analysis::new(&config.analysis, Clock::from_boot_wall_ns(reader.boot_wall_ns))?;
     let mut events = 0u64;
     let mut write_error = None;
     let mut sink = |record: ExchangeRecord| {
@@ -88,6 +92,7 @@ pub fn replay(config: &ReplayConfig) -> anyhow::Result<()> {
     };
     analysis.shutdown();
     analysis.drain(&mut sink);
+    analysis.persist();
     if let Some(e) = write_error {
         return Err(e).context("writing exchanges");
     }
@@ -127,7 +132,10 @@ async fn run_live(config: RunConfig) -> anyhow::Result<()> {
         decode_errors: 0,
         recorder,
     };
-    let mut analysis = output.as_ref().map(|_| Analysis::new(&config.analysis, clock));
+    let mut analysis = match output {
+        Some(_) => Some(Analysis::new(&config.analysis, clock)?),
+        None => None,
+    };
     let probes = loader::load(&LoadOptions {
         ring_buffer_bytes: config.capture.ring_buffer_bytes,
         max_connections: config.capture.max_connections,
@@ -212,6 +220,7 @@ async fn run_live(config: RunConfig) -> anyhow::Result<()> {
     if let Some(analysis) = analysis.as_mut() {
         analysis.shutdown();
         deliver(analysis);
+        analysis.persist();
     }
     capture.flush_recording();
     drop(capture_to_export);
@@ -359,6 +368,8 @@ impl Capture {
 /// replay, which is what makes a replay reproduce the live output.
 struct Analysis {
     clock: Clock,
+    detect: Detect,
+    last_flush: Option<Instant>,
     reassembly: Reassembler,
     http: HttpStage,
     streams: Vec<StreamEvent>,
@@ -368,14 +379,17 @@ struct Analysis {
 }
 
 impl Analysis {
-    fn new(config: &AnalysisConfig, clock: Clock) -> Self {
+    fn new(config: &AnalysisConfig, clock: Clock) -> anyhow::Result<Self> {
         let limits = Limits { max_body_capture: config.max_body_bytes, ..Limits::default() };
         // A quarter of the budget for out-of-order data, the rest for parsers (partial heads,
         // bodies kept for inspection, requests waiting for their responses).
         let quarter = config.max_buffered_bytes / 4;
         let parsers = usize::try_from(config.max_buffered_bytes - quarter).unwrap_or(usize::MAX);
-        Analysis {
+        let detect = Detect::new(&config.detect)?;
+        Ok(Analysis {
             clock,
+            detect,
+            last_flush: None,
             reassembly: Reassembler::new(ReassemblyLimits {
                 max_connections: config.max_connections,
                 max_pending_total: quarter,
@@ -385,7 +399,7 @@ impl Analysis {
             streams: Vec::new(),
             observed: Vec::new(),
             closed: Vec::new(),
-        }
+        })
     }
 
     fn push(&mut self, event: Event) {
@@ -396,12 +410,21 @@ impl Analysis {
     fn tick(&mut self, now_ns: u64) {
         self.reassembly.tick(now_ns, &mut self.streams);
         self.advance();
+        if self.last_flush.is_none_or(|t| t.elapsed() > INVENTORY_FLUSH) {
+            self.detect.flush();
+            self.last_flush = Some(Instant::now());
+        }
     }
 
     /// Ends every connection, so requests still waiting for a response are reported.
     fn shutdown(&mut self) {
         self.reassembly.close_all(&mut self.streams);
         self.advance();
+    }
+
+    /// Persists what detection keeps (call after the last `drain`).
+    fn persist(&mut self) {
+        self.detect.flush();
     }
 
     fn advance(&mut self) {
@@ -415,7 +438,14 @@ impl Analysis {
 
     fn drain(&mut self, sink: &mut impl FnMut(ExchangeRecord)) {
         for observed in self.observed.drain(..) {
-            sink(ExchangeRecord::new(&observed, &self.clock));
+            let start = observed.exchange.request.as_ref().map_or(observed.meta.opened_ns, |r| r.start_ns);
+            let wall_ms = self
+                .clock
+                .wall(start)
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
+            let assessment = self.detect.inspect(&observed, wall_ms);
+            sink(ExchangeRecord::new(&observed, &self.clock, &assessment));
         }
     }
 }
@@ -465,8 +495,9 @@ mod tests {
             max_body_bytes: 65_536,
             max_buffered_bytes: budget_mib << 20,
             max_connections: 65_536,
+            detect: crate::detect::DetectConfig::default(),
         };
-        Analysis::new(&config, Clock::from_boot_wall_ns(0))
+        Analysis::new(&config, Clock::from_boot_wall_ns(0)).unwrap()
     }
 
     /// 10,000 idle connections each holding a partial head, one slow-loris sending a head a

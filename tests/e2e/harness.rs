@@ -74,8 +74,13 @@ impl Agent {
     pub fn start(args: &[&str]) -> Agent {
         Self::start_with(|dir| {
             let output = dir.join("exchanges.jsonl");
-            let mut command_line =
-                vec!["run".to_owned(), "--output".to_owned(), output.display().to_string()];
+            let mut command_line = vec![
+                "run".to_owned(),
+                "--state-dir".to_owned(),
+                dir.join("state").display().to_string(),
+                "--output".to_owned(),
+                output.display().to_string(),
+            ];
             command_line.extend(args.iter().map(|a| (*a).to_owned()));
             (command_line, output)
         })

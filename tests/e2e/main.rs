@@ -7,6 +7,7 @@
 mod harness;
 
 mod cli;
+mod inventory;
 mod plaintext;
 mod replay;
 mod tls;

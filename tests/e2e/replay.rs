@@ -16,6 +16,8 @@ fn kernel_replay_of_a_recording_reproduces_the_live_output() {
         let out = dir.join("live.jsonl");
         let argv = [
             "run",
+            "--state-dir",
+            &dir.join("state").display().to_string(),
             "--output",
             &out.display().to_string(),
             "--record",

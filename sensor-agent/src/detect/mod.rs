@@ -1,2 +1,225 @@
-//! Detection: what the exchanges reveal. For now, the masking every exporter goes through.
+//! Detection: what the exchanges reveal. Two parts, one stage:
+//! - `inventory`: every endpoint really called, classified against the OpenAPI specs loaded
+//!   (documented, shadow, undocumented method/status, deprecated), persisted on the node;
+//! - `sensitive`: sensitive data in requests and responses (`mask` is the only place raw values
+//!   become output).
+//!
+//! In: observed exchanges. Out: an [`Assessment`] per exchange (its endpoint classification),
+//! one log line per newly discovered undocumented endpoint. Counts: entries dropped at the cap.
+pub mod inventory;
 pub mod sensitive;
+
+use std::{
+    fs,
+    io::Write,
+    os::unix::fs::{DirBuilderExt, OpenOptionsExt},
+    path::{Path, PathBuf},
+    sync::Arc,
+};
+
+use thiserror::Error;
+
+use self::inventory::{Classification, EndpointStatus, EntryView, Inventory, Observation, Specs, Store};
+use crate::{capture::Role, http::stage::Observed};
+
+/// File names inside the state directory.
+pub const STORE_FILE: &str = "inventory.redb";
+/// JSON copy of the inventory, rewritten at each flush, readable while the agent holds the store.
+pub const SNAPSHOT_FILE: &str = "inventory.json";
+
+#[derive(Debug, Clone, Default)]
+pub struct DetectConfig {
+    pub openapi: Vec<PathBuf>,
+    /// Where the inventory persists; `None` keeps it in memory only.
+    pub state_dir: Option<PathBuf>,
+}
+
+#[derive(Debug, Error)]
+pub enum DetectError {
+    #[error("loading OpenAPI specs")]
+    Specs(#[from] inventory::SpecError),
+    #[error("creating the state directory {path}")]
+    StateDir {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Store(#[from] inventory::StoreError),
+}
+
+/// What detection concluded about one exchange.
+#[derive(Debug, Default)]
+pub struct Assessment {
+    pub endpoint: Option<Classification>,
+}
+
+pub struct Detect {
+    inventory: Inventory,
+    snapshot: Option<PathBuf>,
+}
+
+impl Detect {
+    pub fn new(config: &DetectConfig) -> Result<Detect, DetectError> {
+        let specs = if config.openapi.is_empty() {
+            Specs::empty()
+        } else {
+            let (specs, report) = Specs::load(&config.openapi)?;
+            log::info!(
+                "OpenAPI: {} operations from {} file(s){}",
+                report.operations,
+                report.files.len(),
+                if report.skipped.is_empty() {
+                    String::new()
+                } else {
+                    format!("; skipped: {}", report.skipped.join("; "))
+                }
+            );
+            specs
+        };
+        let (store, snapshot) = match &config.state_dir {
+            Some(dir) => {
+                fs::DirBuilder::new()
+                    .recursive(true)
+                    .mode(0o700)
+                    .create(dir)
+                    .map_err(|source| DetectError::StateDir { path: dir.clone(), source })?;
+                (Some(Store::open(dir.join(STORE_FILE))?), Some(dir.join(SNAPSHOT_FILE)))
+            }
+            None => (None, None),
+        };
+        let inventory = Inventory::open(Arc::new(specs), store, inventory::Limits::default())?;
+        Ok(Detect { inventory, snapshot })
+    }
+
+    pub fn inspect(&mut self, observed: &Observed, ts_unix_ms: u64) -> Assessment {
+        let Some(request) = &observed.exchange.request else {
+            return Assessment::default();
+        };
+        let meta = &observed.meta;
+        let host = request
+            .headers
+            .get("host")
+            .map(|h| String::from_utf8_lossy(h).trim().to_ascii_lowercase())
+            .or_else(|| {
+                // Without a Host header, the server's address names the API.
+                let server = match meta.role {
+                    Role::Server => meta.local,
+                    Role::Client => meta.remote,
+                };
+                server.map(|a| a.to_string())
+            })
+            .unwrap_or_default();
+        let client = match meta.role {
+            Role::Server => meta.remote.map(|a| a.ip().to_string()).unwrap_or_default(),
+            Role::Client => meta.comm.clone(),
+        };
+        let response = observed.exchange.response.as_ref();
+        let request_json = json_body(&request.headers, &request.body);
+        let response_json = response.and_then(|r| json_body(&r.headers, &r.body));
+        let auth = auth_scheme(&request.headers);
+        let observation = Observation {
+            host: &host,
+            method: &request.method,
+            target: &request.target,
+            status: response.map(|r| r.status),
+            auth_scheme: auth.as_deref(),
+            sensitive: &[],
+            client: &client,
+            ts_unix_ms,
+            request_json: request_json.as_ref(),
+            response_json: response_json.as_ref(),
+        };
+        // The client side of a call to a server on this same node is the same exchange the
+        // server side reports: classify it, count it once.
+        let server_is_local = meta.role == Role::Client && meta.remote.is_some_and(|a| a.ip().is_loopback());
+        let endpoint = if server_is_local {
+            self.inventory.classify(&observation)
+        } else {
+            self.inventory.observe(&observation)
+        };
+        if endpoint.new_endpoint && endpoint.status != EndpointStatus::Documented {
+            log::info!(
+                "new {} endpoint: {} {}{} (first called by {client}{})",
+                endpoint.status.as_str(),
+                request.method,
+                host,
+                endpoint.route,
+                response.map(|r| format!(", status {}", r.status)).unwrap_or_default()
+            );
+        }
+        Assessment { endpoint: Some(endpoint) }
+    }
+
+    /// Persists the inventory and rewrites its JSON snapshot. Errors are logged: losing a flush
+    /// must not stop capture.
+    pub fn flush(&mut self) {
+        if let Err(e) = self.inventory.flush() {
+            log::warn!("inventory not saved: {e}");
+        }
+        if let Some(path) = &self.snapshot
+            && let Err(e) = write_snapshot(path, &self.inventory.entries())
+        {
+            log::warn!("inventory snapshot {} not written: {e}", path.display());
+        }
+    }
+
+    #[must_use]
+    pub fn dropped(&self) -> u64 {
+        self.inventory.dropped()
+    }
+}
+
+/// A JSON body worth inferring a schema from: declared JSON, whole, not empty.
+fn json_body(headers: &crate::http::Headers, body: &crate::http::Body) -> Option<serde_json::Value> {
+    let content_type = headers.get("content-type")?;
+    if !String::from_utf8_lossy(content_type).to_ascii_lowercase().contains("json")
+        || !body.complete
+        || body.captured.is_empty()
+        || body.captured.len() as u64 != body.size
+    {
+        return None;
+    }
+    serde_json::from_slice(&body.captured).ok()
+}
+
+/// How the request authenticates (scheme only, never the credential).
+fn auth_scheme(headers: &crate::http::Headers) -> Option<String> {
+    if let Some(value) = headers.get("authorization") {
+        let scheme =
+            String::from_utf8_lossy(value).split_whitespace().next().unwrap_or_default().to_ascii_lowercase();
+        return Some(if scheme.is_empty() { "unknown".to_owned() } else { scheme });
+    }
+    if headers.get("x-api-key").is_some() || headers.get("api-key").is_some() {
+        return Some("apikey".to_owned());
+    }
+    headers.get("cookie").map(|_| "cookie".to_owned())
+}
+
+fn write_snapshot(path: &Path, entries: &[EntryView]) -> std::io::Result<()> {
+    let tmp = path.with_extension("json.tmp");
+    let mut file = fs::OpenOptions::new().create(true).write(true).truncate(true).mode(0o600).open(&tmp)?;
+    file.write_all(inventory::render_json(entries).as_bytes())?;
+    file.sync_all()?;
+    fs::rename(&tmp, path)
+}
+
+/// The inventory kept in `state_dir`: from the store, or, while a running agent holds the
+/// store, from the snapshot it rewrites at each flush.
+pub fn load_entries(state_dir: &Path) -> anyhow::Result<Vec<EntryView>> {
+    use anyhow::Context as _;
+    let store_path = state_dir.join(STORE_FILE);
+    if !store_path.exists() {
+        anyhow::bail!("no inventory in {} (has the agent run with --state-dir there?)", state_dir.display());
+    }
+    match Store::open(&store_path) {
+        Ok(store) => Ok(store.load()?),
+        Err(e) => {
+            let snapshot = state_dir.join(SNAPSHOT_FILE);
+            let text = fs::read_to_string(&snapshot)
+                .with_context(|| format!("{e}; and no snapshot at {}", snapshot.display()))?;
+            log::debug!("store busy ({e}): reading the snapshot");
+            serde_json::from_str(&text).with_context(|| format!("reading {}", snapshot.display()))
+        }
+    }
+}

@@ -6,7 +6,7 @@ use serde::Serialize;
 
 use super::clock::Clock;
 use crate::{
-    detect::sensitive::mask,
+    detect::{Assessment, sensitive::mask},
     http::{Anomaly, Body, Headers, Request, Response, Version, stage::Observed},
 };
 
@@ -28,6 +28,21 @@ pub struct ExchangeRecord {
     pub response: Option<ResponseRecord>,
     /// Both messages seen whole, without gaps.
     pub complete: bool,
+    /// The endpoint this exchange belongs to in the inventory.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub endpoint: Option<EndpointRecord>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct EndpointRecord {
+    /// The spec's path template, or the one inferred from traffic (`http.route`).
+    pub route: String,
+    /// `documented`, `shadow`, `undocumented_method`, `undocumented_status`, `deprecated`, `unknown` (no spec).
+    pub status: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub spec: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub operation_id: Option<String>,
 }
 
 #[derive(Debug, Serialize)]
@@ -55,7 +70,7 @@ pub struct ResponseRecord {
 
 impl ExchangeRecord {
     #[must_use]
-    pub fn new(observed: &Observed, clock: &Clock) -> Self {
+    pub fn new(observed: &Observed, clock: &Clock, assessment: &Assessment) -> Self {
         let meta = &observed.meta;
         let ex = &observed.exchange;
         let start = ex.request.as_ref().map(|r| r.start_ns).or(ex.response.as_ref().map(|r| r.start_ns));
@@ -80,6 +95,12 @@ impl ExchangeRecord {
             request: ex.request.as_ref().map(request),
             response: ex.response.as_ref().map(response),
             complete,
+            endpoint: assessment.endpoint.as_ref().map(|c| EndpointRecord {
+                route: c.route.clone(),
+                status: c.status.as_str(),
+                spec: c.spec.clone(),
+                operation_id: c.operation_id.clone(),
+            }),
         }
     }
 }

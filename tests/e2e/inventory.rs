@@ -1,0 +1,128 @@
+//! The endpoint inventory end to end: real traffic classified against the Open Banking specs,
+//! persisted, printed and rendered.
+use std::{path::PathBuf, process::Command};
+
+use serde_json::Value;
+
+use crate::harness::{self, Agent, agent_bin, str_at};
+
+fn obie(name: &str) -> PathBuf {
+    let mut dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).to_path_buf();
+    loop {
+        let candidate = dir.join("shared/testdata/openapi/obie").join(name);
+        if candidate.exists() {
+            return candidate;
+        }
+        assert!(dir.pop(), "shared/testdata/openapi/obie/{name} not found above the crate");
+    }
+}
+
+fn endpoint_status(e: &Value) -> &str {
+    str_at(e, "/endpoint/status")
+}
+
+#[test]
+fn kernel_open_banking_traffic_is_classified_and_inventoried() {
+    if !harness::kernel_available("kernel_open_banking_traffic_is_classified_and_inventoried") {
+        return;
+    }
+    let port = harness::free_port();
+    let _server = harness::echo_server(port);
+    let spec = obie("account-info-openapi.yaml");
+    let mut agent = Agent::start(&["--port", &port.to_string(), "--openapi", &spec.display().to_string()]);
+    let base = format!("http://127.0.0.1:{port}/open-banking/v4.0/aisp");
+    for id in ["acc-001", "acc-002", "acc-003"] {
+        harness::curl_ok(&["-H", "Authorization: Bearer t0k3n", &format!("{base}/accounts/{id}/balances")]);
+    }
+    harness::curl_ok(&["-X", "DELETE", &format!("{base}/accounts/acc-001")]);
+    for user in 1..=3 {
+        harness::curl_ok(&[&format!("http://127.0.0.1:{port}/internal/debug/users/{user}")]);
+    }
+    let seen =
+        agent.wait_for("7 server-side exchanges", |e| str_at(e, "/role") == "server", |s| s.len() >= 7);
+    let balances: Vec<&Value> =
+        seen.iter().filter(|e| str_at(e, "/request/path").ends_with("/balances")).collect();
+    assert_eq!(balances.len(), 3);
+    for e in &balances {
+        assert_eq!(endpoint_status(e), "documented", "{e}");
+        assert_eq!(str_at(e, "/endpoint/route"), "/open-banking/v4.0/aisp/accounts/{AccountId}/balances");
+        assert_eq!(str_at(e, "/endpoint/operation_id"), "GetAccountsAccountIdBalances");
+    }
+    let delete = seen.iter().find(|e| str_at(e, "/request/method") == "DELETE").unwrap();
+    assert_eq!(endpoint_status(delete), "undocumented_method", "{delete}");
+    let shadow: Vec<&Value> =
+        seen.iter().filter(|e| str_at(e, "/request/path").starts_with("/internal/")).collect();
+    assert_eq!(shadow.len(), 3);
+    for e in &shadow {
+        assert_eq!(endpoint_status(e), "shadow", "{e}");
+    }
+    let log = agent.stop();
+    // One discovery line for the shadow endpoint, not one per call.
+    assert_eq!(log.matches("new shadow endpoint").count(), 1, "{log}");
+    assert!(log.contains("new undocumented_method endpoint"), "{log}");
+
+    let state = agent.dir().join("state");
+    let out = Command::new(agent_bin())
+        .args(["inventory", "--format", "json", "--state-dir"])
+        .arg(&state)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let entries: Vec<Value> = serde_json::from_slice(&out.stdout).unwrap();
+    let server_entries: Vec<&Value> = entries
+        .iter()
+        .filter(|e| e["clients"].as_array().is_some_and(|c| c.iter().any(|c| c == "127.0.0.1")))
+        .collect();
+    let balance = server_entries.iter().find(|e| str_at(e, "/route").ends_with("/balances")).unwrap();
+    assert_eq!(balance["count"], 3);
+    assert_eq!(balance["status"], "documented");
+    assert!(balance["auth_schemes"].as_array().unwrap().iter().any(|s| s == "bearer"));
+    assert!(!String::from_utf8_lossy(&out.stdout).contains("t0k3n"));
+    let users: Vec<&&Value> =
+        server_entries.iter().filter(|e| str_at(e, "/route").starts_with("/internal/")).collect();
+    assert_eq!(users.len(), 1, "three user ids are one endpoint: {users:#?}");
+    assert_eq!(users[0]["status"], "shadow");
+
+    let table = Command::new(agent_bin()).args(["inventory", "--state-dir"]).arg(&state).output().unwrap();
+    let table = String::from_utf8_lossy(&table.stdout);
+    assert!(table.contains("shadow") && table.contains("/balances"), "{table}");
+
+    let openapi = Command::new(agent_bin())
+        .args(["inventory", "--format", "openapi", "--state-dir"])
+        .arg(&state)
+        .output()
+        .unwrap();
+    let doc: Value = serde_json::from_slice(&openapi.stdout).unwrap();
+    assert!(str_at(&doc, "/openapi").starts_with("3.1"));
+    assert!(doc["paths"].as_object().unwrap().keys().any(|p| p.starts_with("/internal/debug/users/")));
+
+    let page = agent.dir().join("report.html");
+    let out = Command::new(agent_bin())
+        .args(["report", "--html"])
+        .arg(&page)
+        .arg("--state-dir")
+        .arg(&state)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let html = std::fs::read_to_string(&page).unwrap();
+    assert!(html.contains("row shadow") && html.contains("id=\"summary\""));
+}
+
+#[test]
+fn a_malformed_spec_is_a_clear_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let bad = dir.path().join("broken.yaml");
+    std::fs::write(&bad, "openapi: 3.0.0\npaths: [unclosed\n").unwrap();
+    // Specs are read before anything is attached: the error comes first, with or without root.
+    let out = Command::new(agent_bin())
+        .args(["run", "--state-dir"])
+        .arg(dir.path().join("state"))
+        .arg("--openapi")
+        .arg(&bad)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("broken.yaml"), "{err}");
+}
