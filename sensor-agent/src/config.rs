@@ -4,7 +4,13 @@ use std::path::PathBuf;
 use clap::{Args, Parser, Subcommand};
 use thiserror::Error;
 
-use crate::{capture::enrich::Filter, detect::DetectConfig};
+use crate::{
+    capture::enrich::Filter,
+    detect::{
+        DetectConfig,
+        sensitive::{Detector, SensitiveConfig},
+    },
+};
 
 /// apisense watches the HTTP API traffic of this host with eBPF (no change to the services) and
 /// reports every request/response exchange.
@@ -32,6 +38,43 @@ pub enum Command {
     Inventory(InventoryArgs),
     /// Render the endpoint inventory as a single-file HTML page.
     Report(ReportArgs),
+    /// Configuration file tools.
+    #[command(subcommand)]
+    Config(ConfigCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ConfigCommand {
+    /// Validate a configuration file (syntax, keys, patterns) without starting anything.
+    Check { file: PathBuf },
+}
+
+/// The YAML configuration file. Unknown keys are errors, named with their line.
+#[derive(Debug, Clone, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConfigFile {
+    /// Sensitive-data policy.
+    #[serde(default)]
+    pub sensitive: SensitiveConfig,
+}
+
+impl ConfigFile {
+    /// Reads and validates `path`: YAML, known keys, compilable detectors.
+    pub fn load(path: &std::path::Path) -> Result<ConfigFile, ConfigError> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| ConfigError::File { path: path.to_path_buf(), problem: e.to_string() })?;
+        let file: ConfigFile = if text.trim().is_empty() {
+            ConfigFile::default()
+        } else {
+            serde_norway::from_str(&text)
+                .map_err(|e| ConfigError::File { path: path.to_path_buf(), problem: e.to_string() })?
+        };
+        Detector::new(&file.sensitive).map_err(|e| ConfigError::File {
+            path: path.to_path_buf(),
+            problem: format!("sensitive: {e}"),
+        })?;
+        Ok(file)
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -107,6 +150,11 @@ pub struct AnalysisArgs {
     /// unless given).
     #[arg(long, value_name = "DIR")]
     pub state_dir: Option<PathBuf>,
+
+    /// YAML configuration file (sensitive-data policy: detectors on/off, custom detectors,
+    /// per-endpoint allowlists). Checked with `apisense config check FILE`.
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -200,6 +248,8 @@ pub enum ConfigError {
     MaxBuffered(u32),
     #[error("--output: empty path")]
     EmptyOutput,
+    #[error("config file {path}: {problem}")]
+    File { path: PathBuf, problem: String },
 }
 
 impl TryFrom<RunArgs> for RunConfig {
@@ -223,6 +273,7 @@ impl TryFrom<RecordArgs> for RunConfig {
             max_buffered_mib: 256,
             openapi: Vec::new(),
             state_dir: None,
+            config: None,
         };
         Ok(RunConfig {
             output: None,
@@ -270,7 +321,14 @@ fn analysis(args: AnalysisArgs, max_connections: u32) -> Result<AnalysisConfig, 
         max_body_bytes: args.max_body_bytes,
         max_buffered_bytes: u64::from(args.max_buffered_mib) << 20,
         max_connections: max_connections as usize,
-        detect: DetectConfig { openapi: args.openapi, state_dir: args.state_dir },
+        detect: DetectConfig {
+            openapi: args.openapi,
+            state_dir: args.state_dir,
+            sensitive: match &args.config {
+                Some(path) => ConfigFile::load(path)?.sensitive,
+                None => SensitiveConfig::default(),
+            },
+        },
     })
 }
 
@@ -356,6 +414,30 @@ mod tests {
         let c = ReplayConfig::try_from(r).unwrap();
         assert_eq!(c.input, PathBuf::from("f"));
         assert!(Cli::try_parse_from(["apisense", "record"]).is_err(), "--out is required");
+    }
+
+    #[test]
+    fn config_file_errors_name_the_file_and_key() {
+        let dir = std::env::temp_dir().join(format!("apisense-config-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let good = dir.join("good.yaml");
+        std::fs::write(&good, "sensitive:\n  disabled: [phone]\n  allow:\n    - path: /cards/*\n      detectors: [payment_card]\n").unwrap();
+        assert_eq!(ConfigFile::load(&good).unwrap().sensitive.disabled, ["phone"]);
+        let unknown = dir.join("unknown.yaml");
+        std::fs::write(&unknown, "sensitive:\n  disabld: [phone]\n").unwrap();
+        let e = ConfigFile::load(&unknown).unwrap_err().to_string();
+        assert!(e.contains("unknown.yaml") && e.contains("disabld"), "{e}");
+        let regex = dir.join("regex.yaml");
+        std::fs::write(&regex, "sensitive:\n  custom:\n    - name: acct\n      pattern: '([0-9'\n").unwrap();
+        let e = ConfigFile::load(&regex).unwrap_err().to_string();
+        assert!(e.contains("regex.yaml") && e.contains("acct"), "{e}");
+        let garbage = dir.join("garbage.yaml");
+        std::fs::write(&garbage, "[[[:").unwrap();
+        assert!(ConfigFile::load(&garbage).unwrap_err().to_string().contains("garbage.yaml"));
+        assert!(
+            ConfigFile::load(&dir.join("missing.yaml")).unwrap_err().to_string().contains("missing.yaml")
+        );
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]

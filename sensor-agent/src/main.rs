@@ -19,6 +19,9 @@ fn main() -> ExitCode {
             .and_then(|c| pipeline::replay(&c)),
         config::Command::Inventory(args) => print_inventory(&args),
         config::Command::Report(args) => write_report(&args),
+        config::Command::Config(config::ConfigCommand::Check { file }) => config::ConfigFile::load(&file)
+            .map(|_| println!("{}: ok", file.display()))
+            .map_err(anyhow::Error::from),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -10,4 +10,5 @@ mod cli;
 mod inventory;
 mod plaintext;
 mod replay;
+mod sensitive;
 mod tls;

@@ -19,8 +19,18 @@ use std::{
 
 use thiserror::Error;
 
-use self::inventory::{Classification, EndpointStatus, EntryView, Inventory, Observation, Specs, Store};
-use crate::{capture::Role, http::stage::Observed};
+use self::{
+    inventory::{Classification, EndpointStatus, EntryView, Inventory, Observation, Specs, Store},
+    sensitive::{Detector, ExchangeView, Finding, MessageView, SensitiveConfig},
+};
+use crate::{
+    capture::Role,
+    http::{
+        Body, Headers,
+        decoding::{self, DecodeLimits},
+        stage::Observed,
+    },
+};
 
 /// File names inside the state directory.
 pub const STORE_FILE: &str = "inventory.redb";
@@ -32,6 +42,7 @@ pub struct DetectConfig {
     pub openapi: Vec<PathBuf>,
     /// Where the inventory persists; `None` keeps it in memory only.
     pub state_dir: Option<PathBuf>,
+    pub sensitive: SensitiveConfig,
 }
 
 #[derive(Debug, Error)]
@@ -46,17 +57,23 @@ pub enum DetectError {
     },
     #[error(transparent)]
     Store(#[from] inventory::StoreError),
+    #[error("sensitive-data configuration")]
+    Sensitive(#[from] sensitive::ConfigError),
 }
 
 /// What detection concluded about one exchange.
 #[derive(Debug, Default)]
 pub struct Assessment {
     pub endpoint: Option<Classification>,
+    /// Sensitive data found (masked samples only).
+    pub findings: Vec<Finding>,
 }
 
 pub struct Detect {
     inventory: Inventory,
     snapshot: Option<PathBuf>,
+    sensitive: Detector,
+    decode_limits: DecodeLimits,
 }
 
 impl Detect {
@@ -89,7 +106,8 @@ impl Detect {
             None => (None, None),
         };
         let inventory = Inventory::open(Arc::new(specs), store, inventory::Limits::default())?;
-        Ok(Detect { inventory, snapshot })
+        let sensitive = Detector::new(&config.sensitive)?;
+        Ok(Detect { inventory, snapshot, sensitive, decode_limits: DecodeLimits::default() })
     }
 
     pub fn inspect(&mut self, observed: &Observed, ts_unix_ms: u64) -> Assessment {
@@ -115,8 +133,26 @@ impl Detect {
             Role::Client => meta.comm.clone(),
         };
         let response = observed.exchange.response.as_ref();
-        let request_json = json_body(&request.headers, &request.body);
-        let response_json = response.and_then(|r| json_body(&r.headers, &r.body));
+        // Detectors and schema inference read bodies as the application does: decoded.
+        let request_body = decoding::decode(&request.headers, &request.body.captured, self.decode_limits);
+        let response_body =
+            response.map(|r| decoding::decode(&r.headers, &r.body.captured, self.decode_limits));
+        let view = ExchangeView {
+            method: &request.method,
+            target: &request.target,
+            request: Some(message_view(&request.headers, &request_body.bytes)),
+            response: response
+                .zip(response_body.as_ref())
+                .map(|(r, body)| message_view(&r.headers, &body.bytes)),
+        };
+        let findings = self.sensitive.inspect(&view);
+        let mut types: Vec<&str> = findings.iter().map(|f| f.detector.as_str()).collect();
+        types.sort_unstable();
+        types.dedup();
+        let request_json = json_body(&request.headers, &request.body, &request_body.bytes);
+        let response_json = response
+            .zip(response_body.as_ref())
+            .and_then(|(r, body)| json_body(&r.headers, &r.body, &body.bytes));
         let auth = auth_scheme(&request.headers);
         let observation = Observation {
             host: &host,
@@ -124,7 +160,7 @@ impl Detect {
             target: &request.target,
             status: response.map(|r| r.status),
             auth_scheme: auth.as_deref(),
-            sensitive: &[],
+            sensitive: &types,
             client: &client,
             ts_unix_ms,
             request_json: request_json.as_ref(),
@@ -148,7 +184,7 @@ impl Detect {
                 response.map(|r| format!(", status {}", r.status)).unwrap_or_default()
             );
         }
-        Assessment { endpoint: Some(endpoint) }
+        Assessment { endpoint: Some(endpoint), findings }
     }
 
     /// Persists the inventory and rewrites its JSON snapshot. Errors are logged: losing a flush
@@ -170,21 +206,26 @@ impl Detect {
     }
 }
 
+fn message_view<'a>(headers: &'a Headers, body: &'a [u8]) -> MessageView<'a> {
+    let content_type = headers.get("content-type").and_then(|v| std::str::from_utf8(v).ok());
+    MessageView { headers: headers.as_slice(), body, content_type }
+}
+
 /// A JSON body worth inferring a schema from: declared JSON, whole, not empty.
-fn json_body(headers: &crate::http::Headers, body: &crate::http::Body) -> Option<serde_json::Value> {
+fn json_body(headers: &Headers, body: &Body, decoded: &[u8]) -> Option<serde_json::Value> {
     let content_type = headers.get("content-type")?;
     if !String::from_utf8_lossy(content_type).to_ascii_lowercase().contains("json")
         || !body.complete
-        || body.captured.is_empty()
+        || decoded.is_empty()
         || body.captured.len() as u64 != body.size
     {
         return None;
     }
-    serde_json::from_slice(&body.captured).ok()
+    serde_json::from_slice(decoded).ok()
 }
 
 /// How the request authenticates (scheme only, never the credential).
-fn auth_scheme(headers: &crate::http::Headers) -> Option<String> {
+fn auth_scheme(headers: &Headers) -> Option<String> {
     if let Some(value) = headers.get("authorization") {
         let scheme =
             String::from_utf8_lossy(value).split_whitespace().next().unwrap_or_default().to_ascii_lowercase();

@@ -6,7 +6,10 @@ use serde::Serialize;
 
 use super::clock::Clock;
 use crate::{
-    detect::{Assessment, sensitive::mask},
+    detect::{
+        Assessment,
+        sensitive::{Finding, mask},
+    },
     http::{Anomaly, Body, Headers, Request, Response, Version, stage::Observed},
 };
 
@@ -28,6 +31,10 @@ pub struct ExchangeRecord {
     pub response: Option<ResponseRecord>,
     /// Both messages seen whole, without gaps.
     pub complete: bool,
+    /// Sensitive data seen in this exchange: detector, confidence, location, side, count and a
+    /// masked sample (never the value).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub findings: Vec<Finding>,
     /// The endpoint this exchange belongs to in the inventory.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub endpoint: Option<EndpointRecord>,
@@ -95,6 +102,7 @@ impl ExchangeRecord {
             request: ex.request.as_ref().map(request),
             response: ex.response.as_ref().map(response),
             complete,
+            findings: assessment.findings.clone(),
             endpoint: assessment.endpoint.as_ref().map(|c| EndpointRecord {
                 route: c.route.clone(),
                 status: c.status.as_str(),

@@ -92,6 +92,12 @@ impl Headers {
         self.0.iter().filter(move |(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_slice())
     }
 
+    /// Names and values as received.
+    #[must_use]
+    pub fn as_slice(&self) -> &[(String, Vec<u8>)] {
+        &self.0
+    }
+
     /// Bytes held by the names and values (memory accounting).
     #[must_use]
     pub fn held_bytes(&self) -> usize {

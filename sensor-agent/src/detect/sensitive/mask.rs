@@ -77,6 +77,90 @@ fn is_secret_param(name: &str) -> bool {
     SECRET_PARAMS.contains(&normal.as_str())
 }
 
+/// `[REDACTED:a-b]`: only a length bucket of the value survives.
+#[must_use]
+pub fn redacted_len(len: usize) -> String {
+    let bucket = match len {
+        0..=7 => "1-7",
+        8..=16 => "8-16",
+        17..=32 => "17-32",
+        33..=64 => "33-64",
+        65..=256 => "65-256",
+        _ => "257+",
+    };
+    format!("[REDACTED:{bucket}]")
+}
+
+/// A card number (digits only): first 6 and last 4 kept, the middle starred ("411111******1111").
+#[must_use]
+pub fn pan(digits: &[u8]) -> String {
+    if digits.len() < 12 { keep_ends(digits, 6, 4) } else { star_middle(digits, 6, 4) }
+}
+
+/// An IBAN (electronic form): country, check digits and the last 4 kept ("GB82************5432").
+#[must_use]
+pub fn iban(electronic: &[u8]) -> String {
+    if electronic.len() < 14 { keep_ends(electronic, 4, 4) } else { star_middle(electronic, 4, 4) }
+}
+
+/// `head` leading and `tail` trailing bytes kept, the rest starred; at least half is always starred.
+#[must_use]
+pub fn keep_ends(raw: &[u8], head: usize, tail: usize) -> String {
+    let len = raw.len();
+    let (head, tail) =
+        if head + tail > len / 2 { (head.min(len / 4), tail.min(len / 4)) } else { (head, tail) };
+    star_middle(raw, head, tail)
+}
+
+fn star_middle(raw: &[u8], head: usize, tail: usize) -> String {
+    let len = raw.len();
+    let tail = tail.min(len);
+    let mut out = String::with_capacity(len);
+    for (i, &b) in raw.iter().enumerate() {
+        if i < head || i >= len - tail {
+            out.push(printable(b));
+        } else {
+            out.push('*');
+        }
+    }
+    out
+}
+
+fn printable(b: u8) -> char {
+    if b.is_ascii_graphic() { char::from(b) } else { '?' }
+}
+
+/// A token with a well-known, non-secret prefix: the prefix kept, the rest as a length bucket.
+#[must_use]
+pub fn prefixed(prefix: &[u8], rest_len: usize) -> String {
+    let p: String = prefix.iter().map(|&b| printable(b)).collect();
+    format!("{p}{}", redacted_len(rest_len))
+}
+
+/// An e-mail address: first character of the local part and the domain ("j***@example.com").
+#[must_use]
+pub fn email(raw: &[u8]) -> String {
+    let at = raw.iter().position(|&b| b == b'@').unwrap_or(0);
+    let first = raw.first().map_or('*', |&b| printable(b));
+    let domain: String = raw.get(at..).unwrap_or_default().iter().map(|&b| printable(b)).collect();
+    format!("{first}***{domain}")
+}
+
+/// A phone number (digits only, country code first): `+`, two leading and two trailing digits.
+#[must_use]
+pub fn phone(digits: &[u8], international: bool) -> String {
+    let body = keep_ends(digits, 2, 2);
+    if international { format!("+{body}") } else { body }
+}
+
+/// A JWT: the start of its header (which only says how it is signed) and nothing else.
+#[must_use]
+pub fn jwt(header: &[u8]) -> String {
+    let keep = &header[..header.len().min(10)];
+    let p: String = keep.iter().map(|&b| printable(b)).collect();
+    format!("{p}\u{2026}")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -104,5 +188,22 @@ mod tests {
             "a=1&access_token=[REDACTED]&Api-Key=[REDACTED]&b="
         );
         assert_eq!(query("password=&x"), "password=&x");
+    }
+
+    #[test]
+    fn value_masks() {
+        assert_eq!(pan(b"4111111111111111"), "411111******1111");
+        assert_eq!(pan(b"378282246310005"), "378282*****0005");
+        assert_eq!(iban(b"GB82WEST12345698765432"), "GB82**************5432");
+        assert_eq!(redacted_len(12), "[REDACTED:8-16]");
+        assert_eq!(redacted_len(0), "[REDACTED:1-7]");
+        assert_eq!(email(b"jane@example.com"), "j***@example.com");
+        assert_eq!(phone(b"442079460958", true), "+44********58");
+        assert_eq!(jwt(b"eyJhbGciOiJIUzI1NiJ9"), "eyJhbGciOi\u{2026}");
+        assert_eq!(prefixed(b"ghp_", 36), "ghp_[REDACTED:33-64]");
+        // Short values are mostly starred whatever is asked.
+        assert_eq!(keep_ends(b"abcd", 6, 4), "a**d");
+        assert_eq!(keep_ends(b"abcdefgh", 6, 4), "ab****gh");
+        assert_eq!(keep_ends(b"", 6, 4), "");
     }
 }
