@@ -2,6 +2,7 @@
 //!
 //! `setup` makes a fresh machine able to build and run the sensor; `run` and `test` call it first,
 //! so a new user needs only those two commands.
+mod bench;
 mod fuzz;
 mod setup;
 
@@ -27,6 +28,11 @@ enum Task {
         /// Arguments passed to `apisense run`, after `--` (e.g. `-- --port 8080 -o out.jsonl`).
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         args: Vec<String>,
+    },
+    /// Run the benchmarks (all, or the parts named) and rewrite their sections of BENCHMARKS.md.
+    Bench {
+        /// Parts to run (default: all).
+        parts: Vec<String>,
     },
     /// Run every cargo-fuzz target for a bounded time (nightly; seeds from ../shared/testdata).
     Fuzz {
@@ -72,6 +78,10 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 bail!("apisense exited with {status}");
             }
             Ok(())
+        }
+        Task::Bench { parts } => {
+            setup::run(true)?;
+            bench::run(&parts)
         }
         Task::Fuzz { seconds, target } => {
             setup::run(false)?;
