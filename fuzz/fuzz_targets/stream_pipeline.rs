@@ -29,6 +29,8 @@ fuzz_target!(|data: &[u8]| {
             remote: None,
             opened_ns: 0,
             tls: false,
+            service: String::new(),
+            container_id: None,
         };
         reassembly.push(Event::Open(Arc::new(meta)), &mut streams);
     }

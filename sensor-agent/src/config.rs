@@ -10,6 +10,10 @@ use crate::{
         DetectConfig,
         sensitive::{Detector, SensitiveConfig},
     },
+    export::otlp::{
+        OtlpConfig, OtlpConfigError, OtlpFlags,
+        config::{Compression, Protocol},
+    },
 };
 
 /// apisense watches the HTTP API traffic of this host with eBPF (no change to the services) and
@@ -169,10 +173,65 @@ pub struct RunArgs {
     pub record: Option<PathBuf>,
 
     #[command(flatten)]
+    pub otlp: OtlpArgs,
+
+    #[command(flatten)]
     pub capture: CaptureArgs,
 
     #[command(flatten)]
     pub analysis: AnalysisArgs,
+}
+
+/// OTLP export; enabled by any of these flags or by `OTEL_EXPORTER_OTLP_(TRACES_)ENDPOINT`.
+#[derive(Debug, Args)]
+pub struct OtlpArgs {
+    /// Export a span per exchange over OTLP (default endpoint: gRPC `http://localhost:4317`).
+    #[arg(long)]
+    pub otlp: bool,
+
+    /// OTLP endpoint, e.g. `http://otel-collector:4317` (gRPC) or `http://otel-collector:4318`
+    /// (HTTP); overrides `OTEL_EXPORTER_OTLP_ENDPOINT`.
+    #[arg(long, value_name = "URL")]
+    pub otlp_endpoint: Option<String>,
+
+    /// OTLP protocol; overrides `OTEL_EXPORTER_OTLP_PROTOCOL`.
+    #[arg(long, value_enum, value_name = "PROTOCOL")]
+    pub otlp_protocol: Option<Protocol>,
+
+    /// Extra header `name=value` on every export (repeatable); adds to
+    /// `OTEL_EXPORTER_OTLP_HEADERS`.
+    #[arg(long = "otlp-header", value_name = "NAME=VALUE")]
+    pub otlp_headers: Vec<String>,
+
+    /// Compression of exports; overrides `OTEL_EXPORTER_OTLP_COMPRESSION`.
+    #[arg(long, value_enum, value_name = "ALGORITHM")]
+    pub otlp_compression: Option<Compression>,
+
+    /// `service.name` for every span instead of the one derived from each process (the
+    /// program, or the script an interpreter runs); overrides `OTEL_SERVICE_NAME`.
+    #[arg(long, value_name = "NAME")]
+    pub service_name: Option<String>,
+}
+
+impl OtlpArgs {
+    fn resolve(self, env: &dyn Fn(&str) -> Option<String>) -> Result<Option<OtlpConfig>, ConfigError> {
+        let enabled = self.otlp
+            || self.otlp_endpoint.is_some()
+            || ["OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"]
+                .iter()
+                .any(|k| env(k).is_some_and(|v| !v.trim().is_empty()));
+        if !enabled {
+            return Ok(None);
+        }
+        let flags = OtlpFlags {
+            endpoint: self.otlp_endpoint,
+            protocol: self.otlp_protocol,
+            headers: self.otlp_headers,
+            compression: self.otlp_compression,
+            service_name: self.service_name,
+        };
+        OtlpConfig::resolve(&flags, env).map(Some).map_err(ConfigError::Otlp)
+    }
 }
 
 #[derive(Debug, Args)]
@@ -224,6 +283,7 @@ pub struct AnalysisConfig {
 pub struct RunConfig {
     /// `None` when only recording.
     pub output: Option<Output>,
+    pub otlp: Option<OtlpConfig>,
     pub record: Option<PathBuf>,
     pub capture: CaptureConfig,
     pub analysis: AnalysisConfig,
@@ -250,6 +310,8 @@ pub enum ConfigError {
     EmptyOutput,
     #[error("config file {path}: {problem}")]
     File { path: PathBuf, problem: String },
+    #[error("OTLP: {0}")]
+    Otlp(#[source] OtlpConfigError),
 }
 
 impl TryFrom<RunArgs> for RunConfig {
@@ -259,7 +321,8 @@ impl TryFrom<RunArgs> for RunConfig {
         let capture = capture(args.capture)?;
         let mut analysis = analysis(args.analysis, capture.max_connections)?;
         analysis.detect.state_dir.get_or_insert_with(|| PathBuf::from(DEFAULT_STATE_DIR));
-        Ok(RunConfig { output: Some(output(&args.output)?), record: args.record, analysis, capture })
+        let otlp = args.otlp.resolve(&|k| std::env::var(k).ok())?;
+        Ok(RunConfig { output: Some(output(&args.output)?), otlp, record: args.record, analysis, capture })
     }
 }
 
@@ -277,6 +340,7 @@ impl TryFrom<RecordArgs> for RunConfig {
         };
         Ok(RunConfig {
             output: None,
+            otlp: None,
             record: Some(args.out),
             analysis: analysis(defaults, capture.max_connections)?,
             capture,

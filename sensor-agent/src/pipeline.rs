@@ -37,6 +37,7 @@ use crate::{
     export::{
         clock::{Clock, monotonic_ns},
         jsonl::{self, JsonlWriter},
+        otlp::{self, OtlpStatsSnapshot},
         record::ExchangeRecord,
     },
     http::{
@@ -157,6 +158,13 @@ async fn run_live(config: RunConfig) -> anyhow::Result<()> {
         .map_err(|e| anyhow::anyhow!("polling the ring buffer: {e}"))?;
     let (capture_to_export, export_rx) = mpsc::channel(CAPTURE_TO_EXPORT);
     let exporter = output.map(|out| tokio::task::spawn_blocking(move || jsonl::run(export_rx, out)));
+    let (mut otlp, otlp_task) = match &config.otlp {
+        Some(c) => {
+            let (sender, task) = otlp::spawn(c.clone()).context("starting the OTLP exporter")?;
+            (Some(sender), Some(task))
+        }
+        None => (None, None),
+    };
     let mut sigterm = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
     let mut sigint = signal(SignalKind::interrupt()).context("installing the SIGINT handler")?;
     let mut tick = tokio::time::interval(Duration::from_millis(250));
@@ -165,6 +173,9 @@ async fn run_live(config: RunConfig) -> anyhow::Result<()> {
     let mut export_dropped = 0u64;
     let mut deliver = |analysis: &mut Analysis| {
         analysis.drain(&mut |record| {
+            if let Some(otlp) = otlp.as_mut() {
+                otlp.send(&record);
+            }
             if capture_to_export.try_send(record).is_err() {
                 export_dropped += 1;
                 if export_dropped.is_power_of_two() {
@@ -228,6 +239,12 @@ async fn run_live(config: RunConfig) -> anyhow::Result<()> {
         Some(handle) => handle.await.context("exporter thread")?.context("writing exchanges")?,
         None => 0,
     };
+    drop(otlp);
+    let otlp = match otlp_task {
+        // Bounded: a collector that is down does not hold the agent's exit for long.
+        Some(task) => tokio::time::timeout(Duration::from_secs(5), task).await.ok().and_then(Result::ok),
+        None => None,
+    };
     let summary = Summary {
         exchanges_written: written,
         export_dropped,
@@ -237,6 +254,7 @@ async fn run_live(config: RunConfig) -> anyhow::Result<()> {
         http: analysis.as_ref().map(|a| a.http.stats()),
         kernel: losses::read(&counters),
         tls: tls.stats,
+        otlp,
     };
     log::info!("stopped: {}", serde_json::to_string(&summary).unwrap_or_default());
     Ok(())
@@ -278,6 +296,7 @@ struct Summary {
     http: Option<HttpStageStats>,
     kernel: KernelCounters,
     tls: TlsStats,
+    otlp: Option<OtlpStatsSnapshot>,
 }
 
 /// Stops the kernel copying payload of connections the agent will not report.
@@ -472,6 +491,8 @@ mod tests {
             remote: None,
             opened_ns: 0,
             tls: false,
+            service: String::new(),
+            container_id: None,
         }))
     }
 

@@ -72,7 +72,12 @@ pub struct Agent {
 impl Agent {
     /// Starts `apisense run --output FILE ARGS..` and waits for its "capturing" line.
     pub fn start(args: &[&str]) -> Agent {
-        Self::start_with(|dir| {
+        Self::start_env(args, &[])
+    }
+
+    /// [`Agent::start`] with extra environment variables.
+    pub fn start_env(args: &[&str], env: &[(&str, &str)]) -> Agent {
+        Self::start_with(env, |dir| {
             let output = dir.join("exchanges.jsonl");
             let mut command_line = vec![
                 "run".to_owned(),
@@ -88,12 +93,13 @@ impl Agent {
 
     /// Starts the agent with the arguments `command` builds in a fresh temporary directory (it
     /// also names the JSONL file the harness reads), and waits for its "capturing" line.
-    pub fn start_with(command: impl FnOnce(&Path) -> (Vec<String>, PathBuf)) -> Agent {
+    pub fn start_with(env: &[(&str, &str)], command: impl FnOnce(&Path) -> (Vec<String>, PathBuf)) -> Agent {
         let dir = tempfile::tempdir().unwrap();
         let (argv, output) = command(dir.path());
         let mut proc = Proc::spawn(
             Command::new(agent_bin())
                 .args(&argv)
+                .envs(env.iter().copied())
                 .env("RUST_LOG", "info")
                 .stdout(Stdio::null())
                 .stderr(Stdio::piped()),

@@ -12,7 +12,7 @@ fn kernel_replay_of_a_recording_reproduces_the_live_output() {
     let port = harness::free_port();
     let _server = harness::echo_server(port);
     let port_arg = port.to_string();
-    let mut agent = Agent::start_with(|dir| {
+    let mut agent = Agent::start_with(&[], |dir| {
         let out = dir.join("live.jsonl");
         let argv = [
             "run",

@@ -196,6 +196,7 @@ impl Enricher {
             // listening socket's address are the best we have.
             None => (open.listen_fd.and_then(|fd| self.procs.listener(open.tgid, fd)), open.remote),
         };
+        let (service, container_id) = self.procs.identity(open.tgid, &open.comm);
         let meta = ConnMeta {
             conn_id: open.conn_id,
             tgid: open.tgid,
@@ -208,6 +209,8 @@ impl Enricher {
             remote,
             opened_ns: open.ts_ns,
             tls,
+            service,
+            container_id,
         };
         if !self.filter.matches(&meta) {
             self.stats.filtered_connections += 1;

@@ -32,6 +32,10 @@ pub struct ConnMeta {
     pub opened_ns: u64,
     /// The bytes reported are TLS plaintext from the library probes.
     pub tls: bool,
+    /// A service name for the process (its script or program), for telemetry resources.
+    pub service: String,
+    /// The container the process runs in, from its cgroup.
+    pub container_id: Option<String>,
 }
 
 /// Output of the capture stage.

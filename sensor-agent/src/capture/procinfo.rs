@@ -14,6 +14,7 @@ use std::{
 #[derive(Default)]
 pub struct ProcCache {
     exes: HashMap<u32, Option<String>>,
+    identities: HashMap<u32, (String, Option<String>)>,
     listeners: HashMap<(u32, i32), Option<SocketAddr>>,
 }
 
@@ -32,7 +33,20 @@ impl ProcCache {
         *self.listeners.entry((tgid, fd)).or_insert_with(|| socket_addrs(tgid, fd).map(|(local, _)| local))
     }
 
+    /// `(service name, container id)` of a process.
+    pub fn identity(&mut self, tgid: u32, comm: &str) -> (String, Option<String>) {
+        self.identities
+            .entry(tgid)
+            .or_insert_with(|| {
+                let cmdline = fs::read(format!("/proc/{tgid}/cmdline")).unwrap_or_default();
+                let cgroup = fs::read_to_string(format!("/proc/{tgid}/cgroup")).unwrap_or_default();
+                (service_name(&cmdline, comm), container_id(&cgroup))
+            })
+            .clone()
+    }
+
     pub fn forget(&mut self, tgid: u32) {
+        self.identities.remove(&tgid);
         self.exes.remove(&tgid);
         self.listeners.retain(|(t, _), _| *t != tgid);
     }
@@ -59,6 +73,54 @@ fn socket_inode(tgid: u32, fd: i32) -> Option<u64> {
 #[must_use]
 pub fn comm(tgid: u32) -> Option<String> {
     Some(fs::read_to_string(format!("/proc/{tgid}/comm")).ok()?.trim_end().to_owned())
+}
+
+/// A readable service name: the program, or for interpreters the script or module they run
+/// (`python3 -m billing.api` -> `billing.api`, `node /srv/app/server.js` -> `server`).
+#[must_use]
+pub fn service_name(cmdline: &[u8], comm: &str) -> String {
+    const INTERPRETERS: &[&str] =
+        &["python", "node", "nodejs", "ruby", "perl", "php", "java", "bun", "deno", "dotnet"];
+    let args: Vec<String> = cmdline
+        .split(|b| *b == 0)
+        .filter(|a| !a.is_empty())
+        .map(|a| String::from_utf8_lossy(a).into_owned())
+        .collect();
+    let base = |s: &str| s.rsplit('/').next().unwrap_or(s).to_owned();
+    let Some(program) = args.first().map(|p| base(p)) else {
+        return comm.to_owned();
+    };
+    let interpreter = INTERPRETERS.iter().any(|i| program.starts_with(i));
+    if interpreter {
+        let mut rest = args.iter().skip(1);
+        while let Some(arg) = rest.next() {
+            // Inline code (`python -c`, `node -e`) names nothing: the interpreter is the service.
+            if matches!(arg.as_str(), "-c" | "-e" | "--eval" | "-p" | "--print") {
+                break;
+            }
+            if arg == "-m" || arg == "-jar" {
+                if let Some(module) = rest.next() {
+                    return base(module).trim_end_matches(".jar").to_owned();
+                }
+            } else if !arg.starts_with('-') {
+                let script = base(arg);
+                return script.rsplit_once('.').map_or(script.clone(), |(stem, _)| stem.to_owned());
+            }
+        }
+    }
+    program
+}
+
+/// The container id in a `/proc/PID/cgroup` (v1 or v2; docker, containerd, CRI-O paths): the
+/// last 64-hex-digit token of the path.
+#[must_use]
+pub fn container_id(cgroup: &str) -> Option<String> {
+    cgroup.lines().rev().find_map(|line| {
+        let path = line.splitn(3, ':').nth(2)?;
+        path.rsplit(['/', '-', '.', ':'])
+            .find(|t| t.len() == 64 && t.bytes().all(|b| b.is_ascii_hexdigit()))
+            .map(str::to_owned)
+    })
 }
 
 /// Whether fd is (still) a socket; `None` when the process or fd is gone.
@@ -136,6 +198,41 @@ mod tests {
         assert!(find_inode("header\nnot a row\n1: zz:zz yy:yy 01 0 0 0 0 0 0 12\n", 12).is_none());
         assert!(parse_addr("0100007F").is_none());
         assert!(parse_addr("XYZ:0050").is_none());
+    }
+
+    #[test]
+    fn service_names_from_command_lines() {
+        let cmd = |parts: &[&str]| parts.join("\0").into_bytes();
+        assert_eq!(service_name(&cmd(&["/usr/sbin/nginx", "-g", "daemon off;"]), "nginx"), "nginx");
+        assert_eq!(
+            service_name(&cmd(&["python3", "-m", "billing.api", "--port", "8"]), "python3"),
+            "billing.api"
+        );
+        assert_eq!(
+            service_name(&cmd(&["/usr/bin/node", "--inspect", "/srv/app/server.js"]), "node"),
+            "server"
+        );
+        assert_eq!(service_name(&cmd(&["java", "-Xmx1g", "-jar", "/opt/ledger.jar"]), "java"), "ledger");
+        assert_eq!(service_name(&[], "kworker"), "kworker");
+        assert_eq!(service_name(&cmd(&["python3", "-c", "import os\nprint(1)"]), "python3"), "python3");
+        assert_eq!(service_name(&cmd(&["node", "-e", "require('x')"]), "node"), "node");
+    }
+
+    #[test]
+    fn container_ids_from_real_cgroup_formats() {
+        let id = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
+        let v2_containerd = format!(
+            "0::/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod1234.slice/cri-containerd-{id}.scope\n"
+        );
+        let v2_docker = format!("0::/system.slice/docker-{id}.scope\n");
+        let v1_docker = format!("12:memory:/docker/{id}\n11:cpu,cpuacct:/docker/{id}\n");
+        let crio = format!("0::/kubepods.slice/kubepods-pod99.slice/crio-{id}.scope\n");
+        let v1_kube = format!("4:pids:/kubepods/besteffort/pod5a6b/{id}\n");
+        for text in [v2_containerd, v2_docker, v1_docker, crio, v1_kube] {
+            assert_eq!(container_id(&text).as_deref(), Some(id), "{text}");
+        }
+        assert_eq!(container_id("0::/user.slice/user-0.slice/session-1.scope\n"), None);
+        assert_eq!(container_id("garbage"), None);
     }
 
     #[test]

@@ -16,7 +16,7 @@ use thiserror::Error;
 
 use super::{ConnMeta, Direction, Event, Origin, RawChunk, Role};
 
-pub const MAGIC: &[u8; 16] = b"APISENSE-REC\0\0\0\x01";
+pub const MAGIC: &[u8; 16] = b"APISENSE-REC\0\0\0\x02";
 /// Largest record body accepted when reading (a data record holds at most a 16 KiB chunk).
 const MAX_RECORD: u32 = 1 << 20;
 
@@ -84,6 +84,8 @@ fn encode(event: &Event, b: &mut Vec<u8>) -> u8 {
             put_addr(b, m.remote);
             put_str(b, Some(&m.comm));
             put_str(b, m.exe.as_deref());
+            put_str(b, Some(&m.service));
+            put_str(b, m.container_id.as_deref());
             OPEN
         }
         Event::Data(c) => {
@@ -229,6 +231,8 @@ pub fn decode(tag: u8, body: &[u8]) -> Result<Event, &'static str> {
             let remote = c.addr()?;
             let comm = c.string()?.unwrap_or_default();
             let exe = c.string()?;
+            let service = c.string()?.unwrap_or_default();
+            let container_id = c.string()?;
             Event::Open(Arc::new(ConnMeta {
                 conn_id,
                 tgid,
@@ -241,6 +245,8 @@ pub fn decode(tag: u8, body: &[u8]) -> Result<Event, &'static str> {
                 remote,
                 opened_ns,
                 tls,
+                service,
+                container_id,
             }))
         }
         DATA => {
@@ -341,6 +347,8 @@ mod tests {
             remote: Some("[::1]:443".parse().unwrap()),
             opened_ns: 11,
             tls: true,
+            service: "curl".into(),
+            container_id: Some("ab".repeat(32)),
         };
         vec![
             Event::Exec { tgid: 42 },

@@ -1,11 +1,12 @@
 //! The exported form of an exchange (one JSON object per line in JSONL). Secrets are masked here,
 //! on the way out: header credentials, secret-named query parameters.
-use std::collections::BTreeMap;
+use std::{collections::BTreeMap, sync::Arc};
 
 use serde::Serialize;
 
 use super::clock::Clock;
 use crate::{
+    capture::ConnMeta,
     detect::{
         Assessment,
         sensitive::{Finding, mask},
@@ -24,6 +25,10 @@ pub struct ExchangeRecord {
     pub pid: u32,
     pub process: String,
     pub exe: Option<String>,
+    /// Service name derived from the process (its program, or the script an interpreter runs).
+    pub service: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub container_id: Option<String>,
     pub local: Option<String>,
     pub remote: Option<String>,
     pub conn_id: u64,
@@ -38,6 +43,13 @@ pub struct ExchangeRecord {
     /// The endpoint this exchange belongs to in the inventory.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub endpoint: Option<EndpointRecord>,
+    /// Typed facts for other exporters (spans), not part of the JSON line.
+    #[serde(skip)]
+    pub meta: Arc<ConnMeta>,
+    #[serde(skip)]
+    pub start_unix_ns: u64,
+    #[serde(skip)]
+    pub end_unix_ns: u64,
 }
 
 #[derive(Debug, Serialize)]
@@ -50,6 +62,9 @@ pub struct EndpointRecord {
     pub spec: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub operation_id: Option<String>,
+    /// First exchange of this endpoint since the inventory began.
+    #[serde(skip)]
+    pub new: bool,
 }
 
 #[derive(Debug, Serialize)]
@@ -96,18 +111,27 @@ impl ExchangeRecord {
             pid: meta.tgid,
             process: meta.comm.clone(),
             exe: meta.exe.clone(),
+            service: meta.service.clone(),
+            container_id: meta.container_id.clone(),
             local: meta.local.map(|a| a.to_string()),
             remote: meta.remote.map(|a| a.to_string()),
             conn_id: meta.conn_id,
             request: ex.request.as_ref().map(request),
             response: ex.response.as_ref().map(response),
             complete,
+            meta: Arc::clone(meta),
+            start_unix_ns: unix_ns(clock, start.unwrap_or(meta.opened_ns)),
+            end_unix_ns: unix_ns(
+                clock,
+                end.or(ex.request.as_ref().map(|r| r.end_ns)).unwrap_or(meta.opened_ns),
+            ),
             findings: assessment.findings.clone(),
             endpoint: assessment.endpoint.as_ref().map(|c| EndpointRecord {
                 route: c.route.clone(),
                 status: c.status.as_str(),
                 spec: c.spec.clone(),
                 operation_id: c.operation_id.clone(),
+                new: c.new_endpoint,
             }),
         }
     }
@@ -137,6 +161,13 @@ fn response(r: &Response) -> ResponseRecord {
         body_size: body_size(&r.body),
         anomalies: anomalies(&r.anomalies),
     }
+}
+
+fn unix_ns(clock: &Clock, mono_ns: u64) -> u64 {
+    clock
+        .wall(mono_ns)
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
 }
 
 fn version(v: Version) -> &'static str {
