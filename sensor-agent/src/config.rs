@@ -175,6 +175,11 @@ pub struct RunArgs {
     #[command(flatten)]
     pub otlp: OtlpArgs,
 
+    /// Serve the agent's own metrics in the Prometheus text format at `http://ADDR/metrics`
+    /// (e.g. `127.0.0.1:9464`).
+    #[arg(long, value_name = "ADDR")]
+    pub metrics_addr: Option<std::net::SocketAddr>,
+
     #[command(flatten)]
     pub capture: CaptureArgs,
 
@@ -284,6 +289,7 @@ pub struct RunConfig {
     /// `None` when only recording.
     pub output: Option<Output>,
     pub otlp: Option<OtlpConfig>,
+    pub metrics_addr: Option<std::net::SocketAddr>,
     pub record: Option<PathBuf>,
     pub capture: CaptureConfig,
     pub analysis: AnalysisConfig,
@@ -322,7 +328,14 @@ impl TryFrom<RunArgs> for RunConfig {
         let mut analysis = analysis(args.analysis, capture.max_connections)?;
         analysis.detect.state_dir.get_or_insert_with(|| PathBuf::from(DEFAULT_STATE_DIR));
         let otlp = args.otlp.resolve(&|k| std::env::var(k).ok())?;
-        Ok(RunConfig { output: Some(output(&args.output)?), otlp, record: args.record, analysis, capture })
+        Ok(RunConfig {
+            output: Some(output(&args.output)?),
+            otlp,
+            metrics_addr: args.metrics_addr,
+            record: args.record,
+            analysis,
+            capture,
+        })
     }
 }
 
@@ -341,6 +354,7 @@ impl TryFrom<RecordArgs> for RunConfig {
         Ok(RunConfig {
             output: None,
             otlp: None,
+            metrics_addr: None,
             record: Some(args.out),
             analysis: analysis(defaults, capture.max_connections)?,
             capture,

@@ -11,6 +11,7 @@ use std::{
     fs::{File, OpenOptions},
     io::{BufReader, BufWriter},
     os::unix::fs::OpenOptionsExt,
+    sync::Arc,
     time::{Duration, Instant},
 };
 
@@ -37,6 +38,7 @@ use crate::{
     export::{
         clock::{Clock, monotonic_ns},
         jsonl::{self, JsonlWriter},
+        metrics,
         otlp::{self, OtlpStatsSnapshot},
         record::ExchangeRecord,
     },
@@ -130,6 +132,8 @@ async fn run_live(config: RunConfig) -> anyhow::Result<()> {
     let mut capture = Capture {
         enrich: Enricher::new(config.capture.filter.clone(), config.capture.max_connections as usize),
         events: Vec::new(),
+        records: 0,
+        payload_bytes: 0,
         decode_errors: 0,
         recorder,
     };
@@ -165,25 +169,18 @@ async fn run_live(config: RunConfig) -> anyhow::Result<()> {
         }
         None => (None, None),
     };
+    let published: metrics::Shared = Arc::default();
+    if let Some(addr) = config.metrics_addr {
+        let listener = metrics::bind(addr).await.with_context(|| format!("--metrics-addr {addr}"))?;
+        log::info!("metrics at http://{addr}/metrics");
+        tokio::spawn(metrics::serve(listener, Arc::clone(&published)));
+    }
     let mut sigterm = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
     let mut sigint = signal(SignalKind::interrupt()).context("installing the SIGINT handler")?;
     let mut tick = tokio::time::interval(Duration::from_millis(250));
     let mut losses = LossReporter::default();
     log::info!("capturing: {attached} tracepoints attached, {}", describe(&config));
     let mut export_dropped = 0u64;
-    let mut deliver = |analysis: &mut Analysis| {
-        analysis.drain(&mut |record| {
-            if let Some(otlp) = otlp.as_mut() {
-                otlp.send(&record);
-            }
-            if capture_to_export.try_send(record).is_err() {
-                export_dropped += 1;
-                if export_dropped.is_power_of_two() {
-                    log::warn!("exporter behind: {export_dropped} exchanges dropped so far");
-                }
-            }
-        });
-    };
     loop {
         tokio::select! {
             guard = ring.readable_mut() => {
@@ -210,7 +207,7 @@ async fn run_live(config: RunConfig) -> anyhow::Result<()> {
                 }
                 if let Some(analysis) = analysis.as_mut() {
                     forget_closed(&mut capture, analysis);
-                    deliver(analysis);
+                    deliver(analysis, otlp.as_mut(), &capture_to_export, &mut export_dropped);
                 }
                 mute(&mut conns, capture.enrich.take_mutes());
             }
@@ -218,11 +215,18 @@ async fn run_live(config: RunConfig) -> anyhow::Result<()> {
                 if let Some(analysis) = analysis.as_mut() {
                     analysis.tick(monotonic_ns());
                     forget_closed(&mut capture, analysis);
-                    deliver(analysis);
+                    deliver(analysis, otlp.as_mut(), &capture_to_export, &mut export_dropped);
                 }
                 capture.flush_recording();
-                losses.check(losses::read(&counters));
+                let kernel = losses::read(&counters);
+                losses.check(kernel);
                 tls.tick(&mut ebpf);
+                if config.metrics_addr.is_some() {
+                    let snapshot = metrics_snapshot(&capture, analysis.as_ref(), &kernel, &tls.stats, otlp.as_ref(), export_dropped);
+                    if let Ok(mut shared) = published.lock() {
+                        *shared = snapshot;
+                    }
+                }
             }
             _ = sigterm.recv() => break,
             _ = sigint.recv() => break,
@@ -230,7 +234,7 @@ async fn run_live(config: RunConfig) -> anyhow::Result<()> {
     }
     if let Some(analysis) = analysis.as_mut() {
         analysis.shutdown();
-        deliver(analysis);
+        deliver(analysis, otlp.as_mut(), &capture_to_export, &mut export_dropped);
         analysis.persist();
     }
     capture.flush_recording();
@@ -299,6 +303,162 @@ struct Summary {
     otlp: Option<OtlpStatsSnapshot>,
 }
 
+/// Hands the exchanges the analysis finished to the exporters, never waiting on them.
+fn deliver(
+    analysis: &mut Analysis,
+    mut otlp: Option<&mut otlp::OtlpSender>,
+    jsonl: &mpsc::Sender<ExchangeRecord>,
+    dropped: &mut u64,
+) {
+    analysis.drain(&mut |record| {
+        if let Some(otlp) = otlp.as_mut() {
+            otlp.send(&record);
+        }
+        if jsonl.try_send(record).is_err() {
+            *dropped += 1;
+            if dropped.is_power_of_two() {
+                log::warn!("exporter behind: {dropped} exchanges dropped so far");
+            }
+        }
+    });
+}
+
+/// The agent's counters as Prometheus samples (`apisense_<stage>_<thing>`).
+#[expect(clippy::too_many_lines, reason = "one flat list of metrics reads better than several halves")]
+fn metrics_snapshot(
+    capture: &Capture,
+    analysis: Option<&Analysis>,
+    kernel: &KernelCounters,
+    tls: &TlsStats,
+    otlp: Option<&otlp::OtlpSender>,
+    export_dropped: u64,
+) -> metrics::Snapshot {
+    let mut s = metrics::Snapshot::default();
+    s.counter("apisense_capture_records_total", "Ring-buffer records read.", capture.records);
+    s.counter("apisense_capture_payload_bytes_total", "Payload bytes captured.", capture.payload_bytes);
+    s.counter(
+        "apisense_capture_decode_errors_total",
+        "Ring-buffer records that did not decode.",
+        capture.decode_errors,
+    );
+    s.counter(
+        "apisense_capture_orphan_chunks_total",
+        "Data for connections never seen open.",
+        capture.enrich.stats.orphan_chunks,
+    );
+    s.counter(
+        "apisense_capture_filtered_connections_total",
+        "Connections left out by --port/--pid.",
+        capture.enrich.stats.filtered_connections,
+    );
+    s.counter(
+        "apisense_kernel_ringbuf_dropped_total",
+        "Records the kernel could not put in the full ring buffer.",
+        kernel.ringbuf_dropped,
+    );
+    s.counter(
+        "apisense_kernel_ringbuf_dropped_bytes_total",
+        "Payload bytes in those records.",
+        kernel.ringbuf_dropped_bytes,
+    );
+    s.counter(
+        "apisense_kernel_map_full_total",
+        "Connections or syscalls not followed: a kernel map was full.",
+        kernel.conn_map_full + kernel.pending_map_full,
+    );
+    s.counter(
+        "apisense_kernel_truncated_bytes_total",
+        "Bytes beyond the per-syscall copy bound (reported as gaps).",
+        kernel.truncated_bytes,
+    );
+    s.counter(
+        "apisense_kernel_read_failed_bytes_total",
+        "Bytes that could not be read from user memory.",
+        kernel.read_failed_bytes,
+    );
+    s.counter(
+        "apisense_kernel_tls_unknown_fd_total",
+        "TLS plaintext dropped: connection unknown.",
+        kernel.tls_unknown_fd,
+    );
+    s.gauge(
+        "apisense_tls_libraries",
+        "TLS libraries probed.",
+        tls.libraries_attached - tls.libraries_detached,
+    );
+    s.counter(
+        "apisense_tls_attach_failures_total",
+        "TLS libraries that could not be probed.",
+        tls.attach_failures + tls.libraries_without_symbols,
+    );
+    if let Some(a) = analysis {
+        let r = &a.reassembly.stats;
+        s.counter(
+            "apisense_reassembly_gap_bytes_total",
+            "Stream bytes missing (loss or truncation).",
+            r.gap_bytes,
+        );
+        s.counter(
+            "apisense_reassembly_evictions_total",
+            "Connections closed by the agent (idle, table full).",
+            r.idle_evictions + r.table_evictions,
+        );
+        s.gauge("apisense_reassembly_pending_bytes", "Out-of-order bytes held.", r.pending_bytes);
+        let h = a.http.stats();
+        s.counter("apisense_http_exchanges_total", "Exchanges reported.", h.exchanges);
+        s.counter(
+            "apisense_http_parse_errors_total",
+            "HTTP messages that could not be framed.",
+            h.parse_errors,
+        );
+        s.counter(
+            "apisense_http_resyncs_total",
+            "Times parsing resynchronised after a gap or error.",
+            h.resyncs,
+        );
+        s.counter(
+            "apisense_http_memory_resets_total",
+            "Parsers reset by the memory budget.",
+            h.memory_resets,
+        );
+        s.gauge("apisense_http_held_bytes", "Bytes held by HTTP parsers.", h.held_bytes);
+        s.counter("apisense_detect_findings_total", "Sensitive-data findings.", a.findings);
+        s.counter(
+            "apisense_detect_inventory_dropped_total",
+            "Endpoints not inventoried: table full.",
+            a.detect.dropped(),
+        );
+    }
+    s.counter(
+        "apisense_export_dropped_total",
+        "Exchanges the JSONL exporter could not keep up with.",
+        export_dropped,
+    );
+    if let Some(o) = otlp.map(otlp::OtlpSender::snapshot) {
+        s.counter("apisense_otlp_spans_exported_total", "Spans accepted by the collector.", o.spans_exported);
+        s.counter_with(
+            "apisense_otlp_spans_dropped_total",
+            "Spans dropped.",
+            "reason=\"queue_full\"",
+            o.spans_dropped_queue_full,
+        );
+        s.counter_with(
+            "apisense_otlp_spans_dropped_total",
+            "Spans dropped.",
+            "reason=\"export_failed\"",
+            o.spans_dropped_export_failed,
+        );
+        s.counter("apisense_otlp_export_errors_total", "Failed export attempts.", o.export_errors);
+        s.gauge("apisense_otlp_queue_depth", "Spans waiting to be exported.", o.queue_depth);
+    }
+    s.gauge(
+        "apisense_process_resident_memory_bytes",
+        "The agent's resident memory.",
+        metrics::resident_bytes(),
+    );
+    s
+}
+
 /// Stops the kernel copying payload of connections the agent will not report.
 fn mute(conns: &mut HashMap<MapData, u64, ConnState>, which: Vec<(u32, i32)>) {
     for (tgid, fd) in which {
@@ -341,14 +501,22 @@ impl LossReporter {
 struct Capture {
     enrich: Enricher,
     events: Vec<Event>,
+    records: u64,
+    payload_bytes: u64,
     decode_errors: u64,
     recorder: Option<recording::Writer<BufWriter<File>>>,
 }
 
 impl Capture {
     fn ingest(&mut self, record: &[u8]) {
+        self.records += 1;
         match decode::decode(record) {
-            Ok(event) => self.enrich.push(event, &mut self.events),
+            Ok(event) => {
+                if let crate::capture::event::CaptureEvent::Data(chunk) = &event {
+                    self.payload_bytes += chunk.payload.len() as u64;
+                }
+                self.enrich.push(event, &mut self.events);
+            }
             Err(e) => {
                 self.decode_errors += 1;
                 if self.decode_errors.is_power_of_two() {
@@ -395,6 +563,7 @@ struct Analysis {
     observed: Vec<Observed>,
     /// Connections reassembly closed, for the capture stage to forget.
     closed: Vec<u64>,
+    findings: u64,
 }
 
 impl Analysis {
@@ -418,6 +587,7 @@ impl Analysis {
             streams: Vec::new(),
             observed: Vec::new(),
             closed: Vec::new(),
+            findings: 0,
         })
     }
 
@@ -464,6 +634,7 @@ impl Analysis {
                 .duration_since(std::time::UNIX_EPOCH)
                 .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
             let assessment = self.detect.inspect(&observed, wall_ms);
+            self.findings += assessment.findings.len() as u64;
             sink(ExchangeRecord::new(&observed, &self.clock, &assessment));
         }
     }

@@ -402,3 +402,49 @@ fn kernel_spans_over_http_protobuf() {
         thread::sleep(Duration::from_millis(100));
     }
 }
+
+#[test]
+fn kernel_self_metrics_in_prometheus_format() {
+    if !harness::kernel_available("kernel_self_metrics_in_prometheus_format") {
+        return;
+    }
+    let (port, metrics_port, dead_collector) =
+        (harness::free_port(), harness::free_port(), harness::free_port());
+    let _server = harness::echo_server(port);
+    let agent = Agent::start(&[
+        "--port",
+        &port.to_string(),
+        "--metrics-addr",
+        &format!("127.0.0.1:{metrics_port}"),
+        "--otlp-endpoint",
+        &format!("http://127.0.0.1:{dead_collector}"),
+    ]);
+    harness::curl_ok(&[&format!("http://127.0.0.1:{port}/metered")]);
+    agent.wait_for("the exchange", |e| str_at(e, "/request/path") == "/metered", |s| s.len() >= 2);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let out = std::process::Command::new("curl")
+            .args(["-s", &format!("http://127.0.0.1:{metrics_port}/metrics")])
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        let value = |name: &str| -> f64 {
+            text.lines()
+                .find(|l| l.starts_with(name) && l[name.len()..].starts_with(' '))
+                .and_then(|l| l.rsplit(' ').next())
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(-1.0)
+        };
+        if value("apisense_http_exchanges_total") >= 2.0 && value("apisense_otlp_export_errors_total") >= 1.0
+        {
+            assert!(text.contains("# TYPE apisense_capture_records_total counter"));
+            assert!(value("apisense_capture_payload_bytes_total") > 0.0);
+            assert!(value("apisense_kernel_ringbuf_dropped_total") >= 0.0);
+            assert!(value("apisense_process_resident_memory_bytes") > 1_000_000.0);
+            assert!(text.contains("apisense_otlp_spans_dropped_total{reason=\"export_failed\"}"));
+            break;
+        }
+        assert!(Instant::now() < deadline, "metrics never showed the exchange:\n{text}");
+        thread::sleep(Duration::from_millis(250));
+    }
+}

@@ -1,5 +1,6 @@
 //! Export: exchanges leave the agent here, always through [`record`] (which masks secrets).
 pub mod clock;
 pub mod jsonl;
+pub mod metrics;
 pub mod otlp;
 pub mod record;
