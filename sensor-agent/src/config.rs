@@ -212,6 +212,10 @@ pub struct OtlpArgs {
     #[arg(long, value_enum, value_name = "ALGORITHM")]
     pub otlp_compression: Option<Compression>,
 
+    /// Seconds between exports of the agent's own metrics over OTLP.
+    #[arg(long, value_name = "SECONDS", default_value_t = 10)]
+    pub otlp_metrics_interval: u64,
+
     /// `service.name` for every span instead of the one derived from each process (the
     /// program, or the script an interpreter runs); overrides `OTEL_SERVICE_NAME`.
     #[arg(long, value_name = "NAME")]
@@ -235,7 +239,9 @@ impl OtlpArgs {
             compression: self.otlp_compression,
             service_name: self.service_name,
         };
-        OtlpConfig::resolve(&flags, env).map(Some).map_err(ConfigError::Otlp)
+        let mut config = OtlpConfig::resolve(&flags, env).map_err(ConfigError::Otlp)?;
+        config.metrics_interval = std::time::Duration::from_secs(self.otlp_metrics_interval.max(1));
+        Ok(Some(config))
     }
 }
 

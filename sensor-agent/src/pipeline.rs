@@ -170,6 +170,10 @@ async fn run_live(config: RunConfig) -> anyhow::Result<()> {
         None => (None, None),
     };
     let published: metrics::Shared = Arc::default();
+    let started_unix_ns = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX));
+    let mut last_otlp_metrics = Instant::now();
     if let Some(addr) = config.metrics_addr {
         let listener = metrics::bind(addr).await.with_context(|| format!("--metrics-addr {addr}"))?;
         log::info!("metrics at http://{addr}/metrics");
@@ -221,8 +225,13 @@ async fn run_live(config: RunConfig) -> anyhow::Result<()> {
                 let kernel = losses::read(&counters);
                 losses.check(kernel);
                 tls.tick(&mut ebpf);
-                if config.metrics_addr.is_some() {
+                let otlp_due = config.otlp.as_ref().is_some_and(|c| last_otlp_metrics.elapsed() >= c.metrics_interval);
+                if config.metrics_addr.is_some() || otlp_due {
                     let snapshot = metrics_snapshot(&capture, analysis.as_ref(), &kernel, &tls.stats, otlp.as_ref(), export_dropped);
+                    if let (true, Some(sender)) = (otlp_due, otlp.as_mut()) {
+                        sender.send_metrics(&snapshot, started_unix_ns);
+                        last_otlp_metrics = Instant::now();
+                    }
                     if let Ok(mut shared) = published.lock() {
                         *shared = snapshot;
                     }

@@ -13,6 +13,10 @@ use opentelemetry_proto::tonic::{
             ExportLogsServiceRequest, ExportLogsServiceResponse,
             logs_service_server::{LogsService, LogsServiceServer},
         },
+        metrics::v1::{
+            ExportMetricsServiceRequest, ExportMetricsServiceResponse,
+            metrics_service_server::{MetricsService, MetricsServiceServer},
+        },
         trace::v1::{
             ExportTraceServiceRequest, ExportTraceServiceResponse,
             trace_service_server::{TraceService, TraceServiceServer},
@@ -30,6 +34,18 @@ use crate::harness::{self, Agent, str_at};
 struct Received {
     traces: Arc<Mutex<Vec<ExportTraceServiceRequest>>>,
     logs: Arc<Mutex<Vec<ExportLogsServiceRequest>>>,
+    metrics: Arc<Mutex<Vec<ExportMetricsServiceRequest>>>,
+}
+
+#[tonic::async_trait]
+impl MetricsService for Received {
+    async fn export(
+        &self,
+        request: tonic::Request<ExportMetricsServiceRequest>,
+    ) -> Result<tonic::Response<ExportMetricsServiceResponse>, tonic::Status> {
+        self.metrics.lock().unwrap().push(request.into_inner());
+        Ok(tonic::Response::new(ExportMetricsServiceResponse::default()))
+    }
 }
 
 #[tonic::async_trait]
@@ -75,7 +91,12 @@ impl Receiver {
                     .add_service(
                         TraceServiceServer::new(service.clone()).accept_compressed(CompressionEncoding::Gzip),
                     )
-                    .add_service(LogsServiceServer::new(service).accept_compressed(CompressionEncoding::Gzip))
+                    .add_service(
+                        LogsServiceServer::new(service.clone()).accept_compressed(CompressionEncoding::Gzip),
+                    )
+                    .add_service(
+                        MetricsServiceServer::new(service).accept_compressed(CompressionEncoding::Gzip),
+                    )
                     .serve_with_shutdown(addr, async {
                         let _ = stopped.await;
                     })
@@ -119,6 +140,37 @@ impl Receiver {
             }
             assert!(Instant::now() < deadline, "timed out waiting for {what}; got {} spans", spans.len());
             thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// Waits until the latest data point of cumulative sum `name` reaches `at_least`.
+    fn wait_metric(&self, name: &str, at_least: f64) {
+        use opentelemetry_proto::tonic::metrics::v1::{metric::Data, number_data_point::Value as Number};
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let best = self
+                .received
+                .metrics
+                .lock()
+                .unwrap()
+                .iter()
+                .flat_map(|r| r.resource_metrics.iter())
+                .flat_map(|rm| rm.scope_metrics.iter())
+                .flat_map(|sm| sm.metrics.iter())
+                .filter(|m| m.name == name)
+                .filter_map(|m| match &m.data {
+                    Some(Data::Sum(s)) => s.data_points.last().and_then(|p| match p.value {
+                        Some(Number::AsDouble(v)) => Some(v),
+                        _ => None,
+                    }),
+                    _ => None,
+                })
+                .fold(0.0_f64, f64::max);
+            if best >= at_least {
+                return;
+            }
+            assert!(Instant::now() < deadline, "no {name} >= {at_least} over OTLP metrics (best {best})");
+            thread::sleep(Duration::from_millis(200));
         }
     }
 
@@ -184,6 +236,8 @@ fn kernel_spans_follow_the_http_conventions_and_join_traces() {
         &format!("http://127.0.0.1:{receiver_port}"),
         "--otlp-compression",
         "gzip",
+        "--otlp-metrics-interval",
+        "1",
     ]);
     let traceparent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
     harness::curl_ok(&[
@@ -254,6 +308,9 @@ fn kernel_spans_follow_the_http_conventions_and_join_traces() {
     assert!(attr_int(server_resource, "process.pid") > 0);
     assert!(!attr_str(server_resource, "host.name").is_empty());
     assert_eq!(jsonl.len(), 2);
+
+    // The agent's own metrics arrive too, as cumulative sums.
+    receiver.wait_metric("apisense_http_exchanges_total", 2.0);
 
     let all = receiver.all_bytes();
     for raw in ["sup3rs3cret-token", "qu3ry-s3cret", "4111111111111111"] {

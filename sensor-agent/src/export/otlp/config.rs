@@ -30,6 +30,8 @@ pub struct OtlpConfig {
     pub timeout: Duration,
     /// Overrides the `service.name` derived from each process.
     pub service_name: Option<String>,
+    /// How often the agent's own metrics are exported.
+    pub metrics_interval: Duration,
 }
 
 #[derive(Debug, Error, PartialEq, Eq)]
@@ -139,7 +141,15 @@ impl OtlpConfig {
         };
         let service_name =
             flags.service_name.clone().or_else(|| env("OTEL_SERVICE_NAME").filter(|s| !s.is_empty()));
-        Ok(OtlpConfig { endpoint, protocol, headers, compression, timeout, service_name })
+        Ok(OtlpConfig {
+            endpoint,
+            protocol,
+            headers,
+            compression,
+            timeout,
+            service_name,
+            metrics_interval: Duration::from_secs(10),
+        })
     }
 }
 

@@ -21,7 +21,10 @@ use std::{
 };
 
 use opentelemetry_proto::tonic::{
-    collector::{logs::v1::ExportLogsServiceRequest, trace::v1::ExportTraceServiceRequest},
+    collector::{
+        logs::v1::ExportLogsServiceRequest, metrics::v1::ExportMetricsServiceRequest,
+        trace::v1::ExportTraceServiceRequest,
+    },
     common::v1::{AnyValue, InstrumentationScope, any_value::Value},
     logs::v1::{LogRecord, ResourceLogs, ScopeLogs, SeverityNumber},
     resource::v1::Resource,
@@ -61,6 +64,7 @@ pub struct OtlpStatsSnapshot {
 enum Item {
     Span { key: u32, resource: Box<Resource>, span: Box<Span> },
     Log { resource: Box<Resource>, record: Box<LogRecord> },
+    Metrics(Box<ExportMetricsServiceRequest>),
 }
 
 /// The pipeline's handle: turns records into spans and queues them without ever waiting.
@@ -111,6 +115,16 @@ impl OtlpSender {
         }
     }
 
+    /// Queues the agent's own metrics (cumulative sums and gauges), resource `service.name` =
+    /// `apisense`.
+    pub fn send_metrics(&mut self, snapshot: &crate::export::metrics::Snapshot, started_unix_ns: u64) {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos() as u64);
+        let request = metrics_request(snapshot, &self.host_name, started_unix_ns, now);
+        let _ = self.tx.try_send(Item::Metrics(Box::new(request)));
+    }
+
     #[must_use]
     pub fn snapshot(&self) -> OtlpStatsSnapshot {
         snapshot(&self.stats, (QUEUE - self.tx.capacity()) as u64)
@@ -156,7 +170,7 @@ async fn run(mut rx: mpsc::Receiver<Item>, transport: Transport, stats: Arc<Otlp
         tokio::select! {
             item = rx.recv() => match item {
                 Some(item) => {
-                    add(&mut batch, item);
+                    handle(&mut batch, item, &transport, &stats).await;
                     if batch.count >= BATCH_SPANS {
                         flush(&mut batch, &transport, &stats).await;
                         deadline = tokio::time::Instant::now() + BATCH_DELAY;
@@ -174,6 +188,82 @@ async fn run(mut rx: mpsc::Receiver<Item>, transport: Transport, stats: Arc<Otlp
     snapshot(&stats, 0)
 }
 
+/// Sends what cannot wait for a batch (metrics), or adds to the batch.
+async fn handle(batch: &mut Batch, item: Item, transport: &Transport, stats: &OtlpStats) {
+    if let Item::Metrics(request) = item {
+        if !with_retry(|| transport.metrics((*request).clone()), stats).await {
+            log::debug!("self-metrics not exported");
+        }
+        return;
+    }
+    add(batch, item);
+}
+
+fn metrics_request(
+    snapshot: &crate::export::metrics::Snapshot,
+    host_name: &str,
+    start: u64,
+    now: u64,
+) -> ExportMetricsServiceRequest {
+    use opentelemetry_proto::tonic::metrics::v1::{
+        AggregationTemporality, Gauge, Metric, NumberDataPoint, ResourceMetrics, ScopeMetrics, Sum, metric,
+        number_data_point,
+    };
+
+    use crate::export::metrics::Kind;
+    let mut metrics: Vec<Metric> = Vec::new();
+    for (name, help, kind, labels, value) in &snapshot.samples {
+        let attributes = labels
+            .split(',')
+            .filter_map(|l| l.split_once('='))
+            .map(|(k, v)| semconv::kv_str(k.trim(), v.trim().trim_matches('"')))
+            .collect();
+        let point = NumberDataPoint {
+            attributes,
+            start_time_unix_nano: start,
+            time_unix_nano: now,
+            value: Some(number_data_point::Value::AsDouble(*value)),
+            ..NumberDataPoint::default()
+        };
+        if let Some(existing) = metrics.iter_mut().find(|m| m.name == *name) {
+            match &mut existing.data {
+                Some(metric::Data::Sum(s)) => s.data_points.push(point),
+                Some(metric::Data::Gauge(g)) => g.data_points.push(point),
+                _ => {}
+            }
+            continue;
+        }
+        let data = match kind {
+            Kind::Counter => metric::Data::Sum(Sum {
+                data_points: vec![point],
+                aggregation_temporality: AggregationTemporality::Cumulative as i32,
+                is_monotonic: true,
+            }),
+            Kind::Gauge => metric::Data::Gauge(Gauge { data_points: vec![point] }),
+        };
+        metrics.push(Metric {
+            name: (*name).to_owned(),
+            description: (*help).to_owned(),
+            data: Some(data),
+            ..Metric::default()
+        });
+    }
+    let resource = Resource {
+        attributes: vec![
+            semconv::kv_str("service.name", "apisense"),
+            semconv::kv_str("host.name", host_name),
+        ],
+        ..Resource::default()
+    };
+    ExportMetricsServiceRequest {
+        resource_metrics: vec![ResourceMetrics {
+            resource: Some(resource),
+            scope_metrics: vec![ScopeMetrics { scope: Some(scope()), metrics, ..ScopeMetrics::default() }],
+            ..ResourceMetrics::default()
+        }],
+    }
+}
+
 fn add(batch: &mut Batch, item: Item) {
     match item {
         Item::Span { key, resource, span } => {
@@ -181,6 +271,7 @@ fn add(batch: &mut Batch, item: Item) {
             batch.count += 1;
         }
         Item::Log { resource, record } => batch.logs.push((*resource, *record)),
+        Item::Metrics(_) => {}
     }
 }
 

@@ -7,6 +7,7 @@ use http_body_util::Full;
 use hyper_util::client::legacy::{Client, connect::HttpConnector};
 use opentelemetry_proto::tonic::collector::{
     logs::v1::{ExportLogsServiceRequest, logs_service_client::LogsServiceClient},
+    metrics::v1::{ExportMetricsServiceRequest, metrics_service_client::MetricsServiceClient},
     trace::v1::{ExportTraceServiceRequest, trace_service_client::TraceServiceClient},
 };
 use prost::Message as _;
@@ -58,6 +59,7 @@ pub enum Transport {
     Grpc {
         traces: TraceServiceClient<Channel>,
         logs: LogsServiceClient<Channel>,
+        metrics: MetricsServiceClient<Channel>,
         headers: Vec<(String, String)>,
     },
     Http {
@@ -80,12 +82,14 @@ impl Transport {
                     .timeout(config.timeout)
                     .connect_lazy();
                 let mut traces = TraceServiceClient::new(channel.clone());
-                let mut logs = LogsServiceClient::new(channel);
+                let mut logs = LogsServiceClient::new(channel.clone());
+                let mut metrics = MetricsServiceClient::new(channel);
                 if config.compression == Compression::Gzip {
                     traces = traces.send_compressed(CompressionEncoding::Gzip);
                     logs = logs.send_compressed(CompressionEncoding::Gzip);
+                    metrics = metrics.send_compressed(CompressionEncoding::Gzip);
                 }
-                Ok(Transport::Grpc { traces, logs, headers: config.headers.clone() })
+                Ok(Transport::Grpc { traces, logs, metrics, headers: config.headers.clone() })
             }
             Protocol::HttpProtobuf => {
                 let mut connector = HttpConnector::new();
@@ -110,6 +114,18 @@ impl Transport {
             }
             Transport::Http { client, endpoint, headers, gzip } => {
                 post(client, &format!("{endpoint}/v1/traces"), headers, *gzip, request.encode_to_vec()).await
+            }
+        }
+    }
+
+    pub async fn metrics(&self, request: ExportMetricsServiceRequest) -> Result<(), SendError> {
+        match self {
+            Transport::Grpc { metrics, headers, .. } => {
+                metrics.clone().export(with_metadata(request, headers)).await?;
+                Ok(())
+            }
+            Transport::Http { client, endpoint, headers, gzip } => {
+                post(client, &format!("{endpoint}/v1/metrics"), headers, *gzip, request.encode_to_vec()).await
             }
         }
     }
