@@ -107,6 +107,58 @@ fn kernel_open_banking_traffic_is_classified_and_inventoried() {
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let html = std::fs::read_to_string(&page).unwrap();
     assert!(html.contains("row shadow") && html.contains("id=\"summary\""));
+    check_in_chromium(&page);
+}
+
+/// Renders the report in headless Chromium (scripts run): the DOM has the shadow row and the
+/// counts, and a screenshot is kept under target/e2e-artifacts for a person to look at.
+fn check_in_chromium(page: &std::path::Path) {
+    let Some(chromium) = ["/usr/bin/chromium", "/usr/bin/chromium-browser"]
+        .into_iter()
+        .find(|p| std::path::Path::new(p).exists())
+    else {
+        assert!(std::env::var_os("APISENSE_E2E").is_none(), "chromium is required under cargo xtask test");
+        eprintln!("chromium not installed: report not rendered");
+        return;
+    };
+    let profile = tempfile::tempdir().unwrap();
+    let common = |cmd: &mut Command| {
+        cmd.args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-quic",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+        ])
+        .arg(format!("--user-data-dir={}", profile.path().display()));
+    };
+    let url = format!("file://{}", page.display());
+    let mut dump = Command::new(chromium);
+    common(&mut dump);
+    let out = dump.args(["--dump-dom", &url]).output().unwrap();
+    assert!(out.status.success(), "chromium: {}", String::from_utf8_lossy(&out.stderr));
+    let dom = String::from_utf8_lossy(&out.stdout);
+    assert!(dom.contains("class=\"row shadow"), "no shadow row in the rendered page");
+    assert!(dom.contains("/internal/debug/users/"), "the shadow route is shown");
+    assert!(dom.contains(">shadow: 1<"), "summary counts one shadow endpoint");
+    assert!(dom.contains(">undocumented_method: 1<"), "summary counts the undocumented method");
+    let artifacts = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/e2e-artifacts");
+    std::fs::create_dir_all(&artifacts).unwrap();
+    let shot = artifacts.join("inventory-report.png");
+    let _ = std::fs::remove_file(&shot);
+    let mut screenshot = Command::new(chromium);
+    common(&mut screenshot);
+    let out = screenshot
+        .args(["--window-size=1280,900", "--hide-scrollbars"])
+        .arg(format!("--screenshot={}", shot.display()))
+        .arg(&url)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "chromium screenshot: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(std::fs::metadata(&shot).is_ok_and(|m| m.len() > 10_000), "screenshot written");
 }
 
 #[test]

@@ -26,7 +26,7 @@ const STYLE: &str = r"
 body{font:14px/1.4 system-ui,sans-serif;margin:1.5em;color:#222;background:#fafafa}
 h1{font-size:1.4em;margin:0 0 .4em}h2{font-size:1.1em;margin:1.4em 0 .3em}
 #summary{display:flex;flex-wrap:wrap;gap:.5em;margin:.5em 0 1em}
-#summary span{padding:.25em .7em;border-radius:1em;background:#e4e4e4;font-weight:600}
+#summary span{padding:.25em .7em;border-radius:1em;font-weight:600}
 #controls{display:flex;flex-wrap:wrap;gap:1em;align-items:center;margin-bottom:1em}
 #filter{padding:.3em .5em;min-width:20em}
 table{border-collapse:collapse;width:100%;background:#fff;margin-bottom:.5em}
