@@ -353,6 +353,11 @@ pub fn self_signed_cert() -> Cert {
             "1",
             "-subj",
             "/CN=127.0.0.1",
+            // A leaf certificate valid for 127.0.0.1, so strict TLS stacks (rustls) accept it.
+            "-addext",
+            "subjectAltName=IP:127.0.0.1,DNS:localhost",
+            "-addext",
+            "basicConstraints=critical,CA:FALSE",
             "-keyout",
         ])
         .arg(&key)

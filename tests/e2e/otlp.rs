@@ -79,6 +79,18 @@ struct Receiver {
 
 impl Receiver {
     fn start(port: u16) -> Receiver {
+        Self::start_with(port, None)
+    }
+
+    /// With `tls`, the receiver serves gRPC over TLS with that certificate.
+    fn start_with(port: u16, tls: Option<&harness::Cert>) -> Receiver {
+        let tls = tls.map(|c| {
+            let identity = tonic::transport::Identity::from_pem(
+                std::fs::read(&c.cert).unwrap(),
+                std::fs::read(&c.key).unwrap(),
+            );
+            tonic::transport::ServerTlsConfig::new().identity(identity)
+        });
         let received = Received::default();
         let service = received.clone();
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
@@ -87,7 +99,11 @@ impl Receiver {
                 tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
             rt.block_on(async move {
                 let addr: SocketAddr = ([127, 0, 0, 1], port).into();
-                tonic::transport::Server::builder()
+                let mut builder = tonic::transport::Server::builder();
+                if let Some(tls) = tls {
+                    builder = builder.tls_config(tls).unwrap();
+                }
+                builder
                     .add_service(
                         TraceServiceServer::new(service.clone()).accept_compressed(CompressionEncoding::Gzip),
                     )
@@ -504,4 +520,27 @@ fn kernel_self_metrics_in_prometheus_format() {
         assert!(Instant::now() < deadline, "metrics never showed the exchange:\n{text}");
         thread::sleep(Duration::from_millis(250));
     }
+}
+
+#[test]
+fn kernel_spans_over_grpc_with_tls() {
+    if !harness::kernel_available("kernel_spans_over_grpc_with_tls") {
+        return;
+    }
+    let cert = harness::self_signed_cert();
+    let receiver_port = harness::free_port();
+    let receiver = Receiver::start_with(receiver_port, Some(&cert));
+    let port = harness::free_port();
+    let _server = harness::echo_server(port);
+    let endpoint = format!("https://127.0.0.1:{receiver_port}");
+    let ca = cert.cert.display().to_string();
+    let agent = Agent::start_env(
+        &["--port", &port.to_string(), "--otlp-endpoint", &endpoint],
+        &[("OTEL_EXPORTER_OTLP_CERTIFICATE", &ca)],
+    );
+    harness::curl_ok(&[&format!("http://127.0.0.1:{port}/over/tls")]);
+    agent.wait_for("the exchange", |e| str_at(e, "/request/path") == "/over/tls", |s| s.len() >= 2);
+    receiver.wait_spans("spans over TLS", |s| {
+        s.iter().filter(|(_, span)| attr_str(&span.attributes, "url.path") == "/over/tls").count() >= 2
+    });
 }

@@ -32,6 +32,8 @@ pub struct OtlpConfig {
     pub service_name: Option<String>,
     /// How often the agent's own metrics are exported.
     pub metrics_interval: Duration,
+    /// PEM CA bundle to trust for an https endpoint (else the system roots).
+    pub ca_certificate: Option<std::path::PathBuf>,
 }
 
 #[derive(Debug, Error, PartialEq, Eq)]
@@ -47,7 +49,7 @@ pub enum OtlpConfigError {
     #[error("{key}: {value:?} is not a number of milliseconds")]
     Timeout { key: &'static str, value: String },
     #[error(
-        "{key}: https endpoints are not supported yet; use an http:// endpoint (a local collector or sidecar)"
+        "{key}: https is supported with the grpc protocol only (use grpc, or a local collector over http)"
     )]
     Tls { key: &'static str },
 }
@@ -95,10 +97,13 @@ impl OtlpConfig {
             ),
         };
         let endpoint = endpoint.trim_end_matches('/').to_owned();
-        if endpoint.starts_with("https://") {
+        if endpoint.starts_with("https://") && protocol == Protocol::HttpProtobuf {
             return Err(OtlpConfigError::Tls { key });
         }
-        if !endpoint.starts_with("http://") || endpoint.len() <= "http://".len() {
+        let scheme_len = if endpoint.starts_with("https://") { "https://".len() } else { "http://".len() };
+        if !(endpoint.starts_with("http://") || endpoint.starts_with("https://"))
+            || endpoint.len() <= scheme_len
+        {
             return Err(OtlpConfigError::Endpoint { key, value: endpoint });
         }
         let mut headers = Vec::new();
@@ -149,6 +154,11 @@ impl OtlpConfig {
             timeout,
             service_name,
             metrics_interval: Duration::from_secs(10),
+            ca_certificate: env_any(
+                env,
+                &["OTEL_EXPORTER_OTLP_TRACES_CERTIFICATE", "OTEL_EXPORTER_OTLP_CERTIFICATE"],
+            )
+            .map(|(_, path)| std::path::PathBuf::from(path)),
         })
     }
 }
@@ -234,6 +244,15 @@ mod tests {
         let e =
             resolve(&OtlpFlags { headers: vec!["nokey".into()], ..OtlpFlags::default() }, &[]).unwrap_err();
         assert!(e.to_string().contains("--otlp-header"));
+        let https_http = OtlpFlags {
+            endpoint: Some("https://c:4318".into()),
+            protocol: Some(Protocol::HttpProtobuf),
+            ..OtlpFlags::default()
+        };
+        assert!(resolve(&https_http, &[]).unwrap_err().to_string().contains("grpc"));
+        let https_grpc = OtlpFlags { endpoint: Some("https://c:4317".into()), ..OtlpFlags::default() };
+        let c = resolve(&https_grpc, &[("OTEL_EXPORTER_OTLP_CERTIFICATE", "/ca.pem")]).unwrap();
+        assert_eq!(c.ca_certificate, Some(std::path::PathBuf::from("/ca.pem")));
         let e = resolve(&OtlpFlags::default(), &[("OTEL_EXPORTER_OTLP_TIMEOUT", "soon")]).unwrap_err();
         assert!(e.to_string().contains("OTEL_EXPORTER_OTLP_TIMEOUT"));
     }

@@ -15,7 +15,7 @@ use thiserror::Error;
 use tonic::{
     codec::CompressionEncoding,
     metadata::{MetadataKey, MetadataValue},
-    transport::Channel,
+    transport::{Certificate, Channel, ClientTlsConfig},
 };
 
 use super::config::{Compression, OtlpConfig, Protocol};
@@ -74,13 +74,21 @@ impl Transport {
     pub fn new(config: &OtlpConfig) -> Result<Transport, TransportError> {
         match config.protocol {
             Protocol::Grpc => {
-                let channel = Channel::from_shared(config.endpoint.clone())
-                    .map_err(|e| TransportError::Endpoint {
-                        endpoint: config.endpoint.clone(),
-                        reason: e.to_string(),
-                    })?
-                    .timeout(config.timeout)
-                    .connect_lazy();
+                let invalid =
+                    |reason: String| TransportError::Endpoint { endpoint: config.endpoint.clone(), reason };
+                let mut endpoint = Channel::from_shared(config.endpoint.clone())
+                    .map_err(|e| invalid(e.to_string()))?
+                    .timeout(config.timeout);
+                if config.endpoint.starts_with("https://") {
+                    let mut tls = ClientTlsConfig::new().with_native_roots();
+                    if let Some(path) = &config.ca_certificate {
+                        let pem = std::fs::read(path)
+                            .map_err(|e| invalid(format!("CA certificate {}: {e}", path.display())))?;
+                        tls = tls.ca_certificate(Certificate::from_pem(pem));
+                    }
+                    endpoint = endpoint.tls_config(tls).map_err(|e| invalid(e.to_string()))?;
+                }
+                let channel = endpoint.connect_lazy();
                 let mut traces = TraceServiceClient::new(channel.clone());
                 let mut logs = LogsServiceClient::new(channel.clone());
                 let mut metrics = MetricsServiceClient::new(channel);
