@@ -1,5 +1,275 @@
 //! `cargo xtask bench [PART..]`: benchmarks that report, never gate. Each part prints a table
 //! and rewrites its own section of BENCHMARKS.md (with the machine and the command).
+//!
+//! Parts:
+//! - `detect`: sensitive-data detection (precision, recall, MB/s) against Presidio and
+//!   detect-secrets, on a corpus built around `../shared/testdata/pii/vectors.jsonl`
+//!   (`bench/*.py`, `sensor-agent/examples/detect_bench.rs`); the peers are installed from `PyPI`
+//!   into a virtual environment (`$APISENSE_BENCH_VENV`, default `~/.cache/apisense/bench-venv`);
+//! - `inventory`: shadow-endpoint labeling against the Open Banking specs of
+//!   `../shared/testdata/openapi/obie` (`sensor-agent/examples/inventory_bench.rs`).
+
+use std::env;
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use anyhow::{Context as _, bail};
+
+use crate::setup::workspace_root;
+
+const PARTS: [&str; 2] = ["detect", "inventory"];
+
+/// Peer versions measured (pinned so that reruns compare like with like).
+const PEERS: [&str; 2] = ["presidio-analyzer==2.2.366", "detect-secrets==1.5.0"];
+
+const DETECT_ABOUT: &str = "\
+What is measured: precision and recall of sensitive-data detection per kind (payment cards, IBANs, \
+AWS access key ids and secret access keys, JWTs), and single-core throughput, for apisense and two \
+peers on the same documents.
+
+- Corpus (`bench/detect_corpus.py`, fixed seed): every labeled vector of \
+`../shared/testdata/pii/vectors.jsonl` (valid ones must be reported, invalid lookalikes must not) \
+placed in a JSON body under a meaningful name (`iban`, `pan`, `access_token`...), in a JSON list of \
+products under a neutral name (`value`, `data`...), in a form body (URL-encoded as a browser does), \
+and in two free-text sentences; 40 JSON documents holding three values each; generated values of \
+the kinds the vectors hold only once or ten times (Luhn-valid cards of every major scheme, AWS key \
+pairs, HS256/RS256/ES256 JWTs, plus Luhn-invalid cards, AWS key ids of the wrong length and JWTs \
+without `alg`: groups `synthetic-*`); and about 4 MB of generated API JSON with nothing sensitive \
+(products, orders, events: ids, snowflake ids, UUIDs, timestamps, prices, SKUs, URLs, SHA-256 \
+checksums, cursors) for false positives and throughput.
+- apisense (`sensor-agent/examples/detect_bench.rs`, release build, one thread): `Detector::inspect` \
+with each document as a POST body with its content type (what the sensor does), \
+`Detector::scan_text` on the raw text, and `inspect` with `min_confidence: medium`. Findings carry \
+masked samples, never values: a document's findings of a kind are matched by count, and where the \
+sample shows enough (cards, IBANs, AWS key ids) it must be the mask of an expected value.
+- Presidio 2.2.366: its default `AnalyzerEngine` loads the spaCy model `en_core_web_lg`, which \
+spaCy downloads from GitHub, not reachable here (only PyPI, crates.io, Debian and npm are; the \
+only copies of spaCy's English models on PyPI are third-party re-uploads, not used). Two \
+configurations are measured instead: **pattern recognizers**: `CreditCardRecognizer` and \
+`IbanRecognizer` called directly (`analyze(text, entities, nlp_artifacts=None)`), which is exactly \
+the regex + checksum code that decides `CREDIT_CARD` and `IBAN_CODE` in the default engine, minus \
+context-word score boosts and minus all NLP cost, so its fastest possible configuration and the \
+baseline of the throughput aim; **AnalyzerEngine, blank spaCy**: the full engine with every \
+default recognizer and entity, its spaCy NLP engine given `spacy.blank(\"en\")` (tokenizer only): \
+the real pipeline without the NER model, so still faster than a default install. Every result is \
+counted whatever its score (the engine's default threshold is 0). Presidio has no AWS or JWT \
+recognizer: it is scored on card and iban only.
+- detect-secrets 1.5.0: `scan_line` over every line with its default plugins and filters; scored on \
+`AWS Access Key` (split into key id / secret by the value's `AKIA`/`ASIA` prefix) and `JSON Web \
+Token` (a JWT reported without its signature counts when header and payload match); it has no card \
+or IBAN detector.
+- MB/s: corpus bytes / best wall time of a full pass, one process; apisense is best of 10, Presidio's \
+pattern recognizers best of 3, the two slow peers one pass (about a minute each).";
+
+const INVENTORY_ABOUT: &str = "\
+What is measured: how well the inventory labels endpoints that no spec documents (`shadow`), on \
+traffic generated from the four real UK Open Banking v4.0 specs of \
+`../shared/testdata/openapi/obie` (`sensor-agent/examples/inventory_bench.rs`).
+
+- Documented traffic: every operation of every spec, called with its server prefix and several \
+concrete paths (numeric ids, UUIDs, bank-style alphanumeric ids, percent-encoded ids), query \
+strings, trailing or doubled slashes, and a status code the operation lists.
+- Injected undocumented traffic (truth `shadow`): near misses (a typo in a literal segment, \
+singular/plural swaps, changed case), extra trailing segments, documented paths under other \
+prefixes (another version, another API's prefix, no prefix, an extra `/api`), and invented \
+resources (`/admin/...`, `/internal/...`, `/debug/...`); and, separately, an undocumented literal \
+in the place of a path parameter (`/accounts/export`): every Open Banking path parameter is a \
+plain string, so no spec-based matcher can tell that from an id; it is reported apart.
+- Undocumented methods (truth `undocumented_method`): documented paths called with methods their \
+path item does not list.
+- Each exchange goes through `Inventory::observe` (fresh inventory, no store, default limits). \
+Per exchange: precision and recall of the `shadow` label against the truth, and accuracy of the \
+`documented` and `undocumented_method` labels. Per distinct endpoint (truth: method + the template \
+the traffic was generated from): the label of the majority of its exchanges. Throughput: exchanges \
+per second through `observe`, one thread, release build, best of 10 passes (the machine is shared: passes vary).";
+
 pub fn run(parts: &[String]) -> anyhow::Result<()> {
-    anyhow::bail!("no benchmark parts yet (asked for {parts:?})")
+    let parts: Vec<&str> =
+        if parts.is_empty() { PARTS.to_vec() } else { parts.iter().map(String::as_str).collect() };
+    if let Some(bad) = parts.iter().find(|p| !PARTS.contains(p)) {
+        bail!("unknown benchmark part {bad:?} (known: {})", PARTS.join(", "));
+    }
+    let root = workspace_root()?;
+    build_examples(&root)?;
+    let examples = target_dir(&root).join("release/examples");
+    let machine = machine()?;
+    for part in parts {
+        let (title, about, body) = match part {
+            "detect" => (
+                "detect: sensitive-data detection vs Presidio and detect-secrets",
+                DETECT_ABOUT,
+                detect(&root, &examples)?,
+            ),
+            _ => ("inventory: shadow-endpoint labeling", INVENTORY_ABOUT, inventory(&root, &examples)?),
+        };
+        println!("\n## {title}\n\n{body}");
+        let section = format!(
+            "## {title}\n\n{about}\n\nMachine: {machine}. Reproduce: `cargo xtask bench {part}`.\n\n{}\n",
+            body.trim_end()
+        );
+        write_section(&root.join("BENCHMARKS.md"), part, &section)?;
+        eprintln!("xtask: BENCHMARKS.md section {part:?} rewritten");
+    }
+    Ok(())
+}
+
+/// The examples are built with the caller's environment (target dir included), without eBPF.
+fn build_examples(root: &Path) -> anyhow::Result<()> {
+    let status = Command::new(env!("CARGO"))
+        .current_dir(root)
+        .args(["build", "--release", "--package", "sensor-agent", "--examples"])
+        .env("AYA_BUILD_SKIP", "1")
+        .status()
+        .context("running cargo build --examples")?;
+    if !status.success() {
+        bail!("building the benchmark examples failed ({status})");
+    }
+    Ok(())
+}
+
+fn target_dir(root: &Path) -> PathBuf {
+    match env::var_os("CARGO_TARGET_DIR") {
+        Some(dir) => root.join(dir),
+        None => root.join("target"),
+    }
+}
+
+/// "2 cores (AMD EPYC), kernel 6.1.0, 2026-01-31".
+fn machine() -> anyhow::Result<String> {
+    let cpuinfo = fs::read_to_string("/proc/cpuinfo").context("reading /proc/cpuinfo")?;
+    let cores = cpuinfo.lines().filter(|l| l.starts_with("processor")).count();
+    let model = cpuinfo
+        .lines()
+        .find_map(|l| l.strip_prefix("model name").and_then(|r| r.split_once(':')).map(|(_, m)| m.trim()))
+        .unwrap_or("unknown CPU");
+    let kernel = fs::read_to_string("/proc/sys/kernel/osrelease").context("reading the kernel release")?;
+    let date = capture(Command::new("date").args(["-u", "+%Y-%m-%d"]))?;
+    Ok(format!("{cores} cores ({model}), kernel {}, {}", kernel.trim(), date.trim()))
+}
+
+/// Runs a command, returns its stdout; stderr passes through (progress).
+fn capture(cmd: &mut Command) -> anyhow::Result<String> {
+    let shown = format!("{cmd:?}");
+    let out =
+        cmd.stderr(std::process::Stdio::inherit()).output().with_context(|| format!("starting {shown}"))?;
+    if !out.status.success() {
+        bail!("{shown} failed ({})", out.status);
+    }
+    String::from_utf8(out.stdout).with_context(|| format!("{shown}: output is not UTF-8"))
+}
+
+fn checked(cmd: &mut Command) -> anyhow::Result<()> {
+    let shown = format!("{cmd:?}");
+    let status = cmd.status().with_context(|| format!("starting {shown}"))?;
+    if !status.success() {
+        bail!("{shown} failed ({status})");
+    }
+    Ok(())
+}
+
+/// The virtual environment with the peers, created and updated in place (idempotent).
+fn venv() -> anyhow::Result<PathBuf> {
+    let dir = match env::var_os("APISENSE_BENCH_VENV") {
+        Some(d) => PathBuf::from(d),
+        None => env::var_os("XDG_CACHE_HOME")
+            .map(PathBuf::from)
+            .or_else(|| env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))
+            .context("neither APISENSE_BENCH_VENV, XDG_CACHE_HOME nor HOME is set")?
+            .join("apisense/bench-venv"),
+    };
+    let python = dir.join("bin/python");
+    if !python.exists() {
+        eprintln!("xtask: creating the benchmark virtualenv {}", dir.display());
+        checked(Command::new("python3").arg("-m").arg("venv").arg(&dir))?;
+    }
+    checked(
+        Command::new(&python)
+            .args(["-m", "pip", "install", "--quiet", "--disable-pip-version-check"])
+            .args(PEERS),
+    )?;
+    Ok(python)
+}
+
+fn scratch(part: &str) -> anyhow::Result<PathBuf> {
+    let dir = env::temp_dir().join(format!("apisense-bench-{part}-{}", std::process::id()));
+    fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    Ok(dir)
+}
+
+fn detect(root: &Path, examples: &Path) -> anyhow::Result<String> {
+    let python = venv()?;
+    let tmp = scratch("detect")?;
+    let vectors = root.join("../shared/testdata/pii/vectors.jsonl");
+    if !vectors.exists() {
+        bail!("{} not found (the shared test data sits next to the repository)", vectors.display());
+    }
+    let corpus = tmp.join("corpus.jsonl");
+    let ours = tmp.join("apisense.json");
+    let peers = tmp.join("peers.json");
+    let table = tmp.join("tables.md");
+    eprintln!("xtask: detect: corpus, apisense, peers (a few minutes) in {}", tmp.display());
+    checked(
+        Command::new(&python)
+            .arg(root.join("bench/detect_corpus.py"))
+            .arg("--vectors")
+            .arg(&vectors)
+            .arg("--out")
+            .arg(&corpus),
+    )?;
+    checked(Command::new(examples.join("detect_bench")).arg(&corpus).arg(&ours).arg("10"))?;
+    checked(
+        Command::new(&python)
+            .arg(root.join("bench/peers_detect.py"))
+            .arg("--corpus")
+            .arg(&corpus)
+            .arg("--out")
+            .arg(&peers),
+    )?;
+    checked(
+        Command::new(&python)
+            .arg(root.join("bench/score_detect.py"))
+            .arg("--corpus")
+            .arg(&corpus)
+            .arg("--results")
+            .arg(&ours)
+            .arg(&peers)
+            .arg("--out-md")
+            .arg(&table)
+            .arg("--out-json")
+            .arg(tmp.join("summary.json")),
+    )?;
+    let body = fs::read_to_string(&table).with_context(|| format!("reading {}", table.display()))?;
+    fs::remove_dir_all(&tmp).with_context(|| format!("removing {}", tmp.display()))?;
+    Ok(body)
+}
+
+fn inventory(root: &Path, examples: &Path) -> anyhow::Result<String> {
+    let specs = root.join("../shared/testdata/openapi/obie");
+    if !specs.is_dir() {
+        bail!("{} not found (the shared test data sits next to the repository)", specs.display());
+    }
+    capture(Command::new(examples.join("inventory_bench")).arg(&specs))
+}
+
+/// Replaces the `<!-- bench:PART -->` ... `<!-- /bench:PART -->` section (or appends it).
+fn write_section(file: &Path, part: &str, section: &str) -> anyhow::Result<()> {
+    let begin = format!("<!-- bench:{part} -->");
+    let end = format!("<!-- /bench:{part} -->");
+    let old = match fs::read_to_string(file) {
+        Ok(text) => text,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::from(
+            "# Benchmarks\n\nWritten by `cargo xtask bench [PART..]`: each part rewrites its own section \
+             (between its `bench:` markers) and leaves the rest of this file alone. The numbers report; \
+             they never gate.\n",
+        ),
+        Err(e) => return Err(e).with_context(|| format!("reading {}", file.display())),
+    };
+    let block = format!("{begin}\n{section}{end}");
+    let new = match (old.find(&begin), old.find(&end)) {
+        (Some(b), Some(e)) if e > b => format!("{}{block}{}", &old[..b], &old[e + end.len()..]),
+        (None, None) => format!("{}\n{block}\n", old.trim_end_matches('\n').to_owned() + "\n"),
+        _ => bail!("{}: unbalanced markers for {part:?}; fix them by hand", file.display()),
+    };
+    fs::write(file, new).with_context(|| format!("writing {}", file.display()))
 }
