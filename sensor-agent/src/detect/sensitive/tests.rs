@@ -436,3 +436,12 @@ fn samples_never_hold_raw_values() {
     assert_eq!(find(&fs, "payment_card").unwrap().sample, "411111******1111");
     assert_eq!(find(&fs, "jwt").unwrap().sample, "eyJhbGciOi\u{2026}");
 }
+
+#[test]
+fn an_iban_field_is_not_also_a_card() {
+    let d = Detector::new(&SensitiveConfig::default()).unwrap();
+    // The printed Serbian IBAN holds a Mastercard-shaped, Luhn-valid run of 16 digits.
+    let fs = post_json(&d, r#"{"iban": "RS35 2600 0560 1001 6113 79"}"#);
+    assert!(find(&fs, "iban").is_some(), "{fs:?}");
+    assert!(find(&fs, "payment_card").is_none(), "{fs:?}");
+}
