@@ -60,6 +60,25 @@ pub struct ConfigFile {
     /// Sensitive-data policy.
     #[serde(default)]
     pub sensitive: SensitiveConfig,
+    /// OTLP export (its presence enables it); flags override, it overrides `OTEL_*` variables.
+    #[serde(default)]
+    pub otlp: Option<OtlpFileConfig>,
+}
+
+#[derive(Debug, Clone, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OtlpFileConfig {
+    pub endpoint: Option<String>,
+    /// `grpc` or `http/protobuf`.
+    pub protocol: Option<String>,
+    #[serde(default)]
+    pub headers: std::collections::BTreeMap<String, String>,
+    /// `none` or `gzip`.
+    pub compression: Option<String>,
+    pub service_name: Option<String>,
+    /// PEM CA bundle for an https endpoint.
+    pub certificate: Option<PathBuf>,
+    pub metrics_interval_seconds: Option<u64>,
 }
 
 impl ConfigFile {
@@ -93,7 +112,7 @@ pub enum InventoryFormat {
 #[derive(Debug, Args)]
 pub struct InventoryArgs {
     /// The agent's state directory.
-    #[arg(long, value_name = "DIR", default_value = DEFAULT_STATE_DIR)]
+    #[arg(long, value_name = "DIR", env = "APISENSE_STATE_DIR", default_value = DEFAULT_STATE_DIR)]
     pub state_dir: PathBuf,
 
     #[arg(long, value_enum, default_value_t = InventoryFormat::Table)]
@@ -107,9 +126,11 @@ pub struct ReportArgs {
     pub html: PathBuf,
 
     /// The agent's state directory.
-    #[arg(long, value_name = "DIR", default_value = DEFAULT_STATE_DIR)]
+    #[arg(long, value_name = "DIR", env = "APISENSE_STATE_DIR", default_value = DEFAULT_STATE_DIR)]
     pub state_dir: PathBuf,
 }
+
+const DEFAULT_METRICS_INTERVAL: u64 = 10;
 
 /// Where a node's inventory lives unless told otherwise.
 pub const DEFAULT_STATE_DIR: &str = "/var/lib/apisense";
@@ -152,7 +173,7 @@ pub struct AnalysisArgs {
 
     /// Where the endpoint inventory persists (`run`: /var/lib/apisense; `replay`: in memory
     /// unless given).
-    #[arg(long, value_name = "DIR")]
+    #[arg(long, value_name = "DIR", env = "APISENSE_STATE_DIR")]
     pub state_dir: Option<PathBuf>,
 
     /// YAML configuration file (sensitive-data policy: detectors on/off, custom detectors,
@@ -213,7 +234,7 @@ pub struct OtlpArgs {
     pub otlp_compression: Option<Compression>,
 
     /// Seconds between exports of the agent's own metrics over OTLP.
-    #[arg(long, value_name = "SECONDS", default_value_t = 10)]
+    #[arg(long, value_name = "SECONDS", default_value_t = DEFAULT_METRICS_INTERVAL)]
     pub otlp_metrics_interval: u64,
 
     /// `service.name` for every span instead of the one derived from each process (the
@@ -223,8 +244,32 @@ pub struct OtlpArgs {
 }
 
 impl OtlpArgs {
-    fn resolve(self, env: &dyn Fn(&str) -> Option<String>) -> Result<Option<OtlpConfig>, ConfigError> {
+    fn resolve(
+        self,
+        file: Option<&OtlpFileConfig>,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<Option<OtlpConfig>, ConfigError> {
+        let bad = |key: &str, value: &str| ConfigError::File {
+            path: PathBuf::from("--config"),
+            problem: format!("otlp.{key}: {value:?} is not valid"),
+        };
+        let from_file = file.cloned().unwrap_or_default();
+        let protocol = match (self.otlp_protocol, from_file.protocol.as_deref()) {
+            (Some(p), _) => Some(p),
+            (None, Some("grpc")) => Some(Protocol::Grpc),
+            (None, Some("http/protobuf")) => Some(Protocol::HttpProtobuf),
+            (None, Some(other)) => return Err(bad("protocol", other)),
+            (None, None) => None,
+        };
+        let compression = match (self.otlp_compression, from_file.compression.as_deref()) {
+            (Some(c), _) => Some(c),
+            (None, Some("gzip")) => Some(Compression::Gzip),
+            (None, Some("none")) => Some(Compression::None),
+            (None, Some(other)) => return Err(bad("compression", other)),
+            (None, None) => None,
+        };
         let enabled = self.otlp
+            || file.is_some()
             || self.otlp_endpoint.is_some()
             || ["OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"]
                 .iter()
@@ -232,15 +277,25 @@ impl OtlpArgs {
         if !enabled {
             return Ok(None);
         }
+        let headers =
+            from_file.headers.iter().map(|(k, v)| format!("{k}={v}")).chain(self.otlp_headers).collect();
         let flags = OtlpFlags {
-            endpoint: self.otlp_endpoint,
-            protocol: self.otlp_protocol,
-            headers: self.otlp_headers,
-            compression: self.otlp_compression,
-            service_name: self.service_name,
+            endpoint: self.otlp_endpoint.or(from_file.endpoint),
+            protocol,
+            headers,
+            compression,
+            service_name: self.service_name.or(from_file.service_name),
         };
         let mut config = OtlpConfig::resolve(&flags, env).map_err(ConfigError::Otlp)?;
-        config.metrics_interval = std::time::Duration::from_secs(self.otlp_metrics_interval.max(1));
+        let interval = if self.otlp_metrics_interval == DEFAULT_METRICS_INTERVAL {
+            from_file.metrics_interval_seconds.unwrap_or(DEFAULT_METRICS_INTERVAL)
+        } else {
+            self.otlp_metrics_interval
+        };
+        config.metrics_interval = std::time::Duration::from_secs(interval.max(1));
+        if from_file.certificate.is_some() {
+            config.ca_certificate = from_file.certificate;
+        }
         Ok(Some(config))
     }
 }
@@ -331,9 +386,11 @@ impl TryFrom<RunArgs> for RunConfig {
 
     fn try_from(args: RunArgs) -> Result<Self, ConfigError> {
         let capture = capture(args.capture)?;
-        let mut analysis = analysis(args.analysis, capture.max_connections)?;
+        let file = args.analysis.config.as_deref().map(ConfigFile::load).transpose()?;
+        let otlp =
+            args.otlp.resolve(file.as_ref().and_then(|f| f.otlp.as_ref()), &|k| std::env::var(k).ok())?;
+        let mut analysis = analysis(args.analysis, capture.max_connections, file.as_ref())?;
         analysis.detect.state_dir.get_or_insert_with(|| PathBuf::from(DEFAULT_STATE_DIR));
-        let otlp = args.otlp.resolve(&|k| std::env::var(k).ok())?;
         Ok(RunConfig {
             output: Some(output(&args.output)?),
             otlp,
@@ -362,7 +419,7 @@ impl TryFrom<RecordArgs> for RunConfig {
             otlp: None,
             metrics_addr: None,
             record: Some(args.out),
-            analysis: analysis(defaults, capture.max_connections)?,
+            analysis: analysis(defaults, capture.max_connections, None)?,
             capture,
         })
     }
@@ -375,7 +432,10 @@ impl TryFrom<ReplayArgs> for ReplayConfig {
         Ok(ReplayConfig {
             input: args.file,
             output: output(&args.output)?,
-            analysis: analysis(args.analysis, 1 << 20)?,
+            analysis: {
+                let file = args.analysis.config.as_deref().map(ConfigFile::load).transpose()?;
+                analysis(args.analysis, 1 << 20, file.as_ref())?
+            },
         })
     }
 }
@@ -394,7 +454,11 @@ fn capture(args: CaptureArgs) -> Result<CaptureConfig, ConfigError> {
     })
 }
 
-fn analysis(args: AnalysisArgs, max_connections: u32) -> Result<AnalysisConfig, ConfigError> {
+fn analysis(
+    args: AnalysisArgs,
+    max_connections: u32,
+    file: Option<&ConfigFile>,
+) -> Result<AnalysisConfig, ConfigError> {
     if args.max_body_bytes > 16 << 20 {
         return Err(ConfigError::MaxBody(args.max_body_bytes));
     }
@@ -408,10 +472,7 @@ fn analysis(args: AnalysisArgs, max_connections: u32) -> Result<AnalysisConfig, 
         detect: DetectConfig {
             openapi: args.openapi,
             state_dir: args.state_dir,
-            sensitive: match &args.config {
-                Some(path) => ConfigFile::load(path)?.sensitive,
-                None => SensitiveConfig::default(),
-            },
+            sensitive: file.map(|f| f.sensitive.clone()).unwrap_or_default(),
         },
     })
 }
@@ -522,6 +583,35 @@ mod tests {
             ConfigFile::load(&dir.join("missing.yaml")).unwrap_err().to_string().contains("missing.yaml")
         );
         let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn otlp_from_the_config_file_under_flags() {
+        let file = OtlpFileConfig {
+            endpoint: Some("http://collector:4317".into()),
+            protocol: Some("grpc".into()),
+            headers: [("x-team".to_owned(), "sec".to_owned())].into(),
+            compression: Some("gzip".into()),
+            service_name: None,
+            certificate: None,
+            metrics_interval_seconds: Some(30),
+        };
+        let args = |extra: &[&str]| {
+            let mut argv = vec!["apisense", "run"];
+            argv.extend_from_slice(extra);
+            let Command::Run(run) = Cli::try_parse_from(argv).unwrap().command else { unreachable!() };
+            run.otlp
+        };
+        let c = args(&[]).resolve(Some(&file), &|_| None).unwrap().unwrap();
+        assert_eq!(c.endpoint, "http://collector:4317");
+        assert_eq!(c.metrics_interval, std::time::Duration::from_secs(30));
+        assert!(c.headers.contains(&("x-team".to_owned(), "sec".to_owned())));
+        let c =
+            args(&["--otlp-endpoint", "http://flag:4317"]).resolve(Some(&file), &|_| None).unwrap().unwrap();
+        assert_eq!(c.endpoint, "http://flag:4317", "flags win");
+        assert!(args(&[]).resolve(None, &|_| None).unwrap().is_none(), "off unless asked");
+        let bad = OtlpFileConfig { protocol: Some("smoke".into()), ..file };
+        assert!(args(&[]).resolve(Some(&bad), &|_| None).unwrap_err().to_string().contains("otlp.protocol"));
     }
 
     #[test]

@@ -40,8 +40,9 @@ pub struct ExchangeRecord {
     /// masked sample (never the value).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub findings: Vec<Finding>,
-    /// The endpoint this exchange belongs to in the inventory.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    /// The endpoint this exchange belongs to in the inventory (`route`, `endpoint_status`,
+    /// `spec`, `operation_id` at the top level of the line).
+    #[serde(flatten, skip_serializing_if = "Option::is_none")]
     pub endpoint: Option<EndpointRecord>,
     /// Typed facts for other exporters (spans), not part of the JSON line.
     #[serde(skip)]
@@ -57,6 +58,7 @@ pub struct EndpointRecord {
     /// The spec's path template, or the one inferred from traffic (`http.route`).
     pub route: String,
     /// `documented`, `shadow`, `undocumented_method`, `undocumented_status`, `deprecated`, `unknown` (no spec).
+    #[serde(rename = "endpoint_status")]
     pub status: &'static str,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub spec: Option<String>,
