@@ -86,6 +86,23 @@ fn index(direction: Direction) -> usize {
 
 const DIRECTIONS: [Direction; 2] = [Direction::Ingress, Direction::Egress];
 
+/// Gives up waiting for every hole of both directions (they become gaps) and emits what was held.
+fn flush_streams(
+    conn_id: u64,
+    conn: &mut Conn,
+    ts_ns: u64,
+    stats: &mut ReassemblyStats,
+    out: &mut Vec<StreamEvent>,
+) {
+    for direction in DIRECTIONS {
+        let mut segments = Vec::new();
+        let stream = &mut conn.streams[index(direction)];
+        stats.pending_bytes -= stream.pending_bytes();
+        stream.flush(ts_ns, &mut segments, stats);
+        out.extend(segments.into_iter().map(|segment| StreamEvent::Segment { conn_id, direction, segment }));
+    }
+}
+
 impl Reassembler {
     #[must_use]
     pub fn new(limits: ReassemblyLimits) -> Self {
@@ -158,17 +175,7 @@ impl Reassembler {
                 self.close(conn_id, now_ns, out);
                 continue;
             }
-            for direction in DIRECTIONS {
-                let mut segments = Vec::new();
-                let stream = &mut conn.streams[index(direction)];
-                self.stats.pending_bytes -= stream.pending_bytes();
-                stream.flush(now_ns, &mut segments, &mut self.stats);
-                out.extend(segments.into_iter().map(|segment| StreamEvent::Segment {
-                    conn_id,
-                    direction,
-                    segment,
-                }));
-            }
+            flush_streams(conn_id, conn, now_ns, &mut self.stats, out);
         }
     }
 
@@ -185,17 +192,7 @@ impl Reassembler {
         let Some(mut conn) = self.conns.remove(&conn_id) else {
             return;
         };
-        for direction in DIRECTIONS {
-            let mut segments = Vec::new();
-            let stream = &mut conn.streams[index(direction)];
-            self.stats.pending_bytes -= stream.pending_bytes();
-            stream.flush(ts_ns, &mut segments, &mut self.stats);
-            out.extend(segments.into_iter().map(|segment| StreamEvent::Segment {
-                conn_id,
-                direction,
-                segment,
-            }));
-        }
+        flush_streams(conn_id, &mut conn, ts_ns, &mut self.stats, out);
         out.push(StreamEvent::Close { conn_id, ts_ns });
     }
 
