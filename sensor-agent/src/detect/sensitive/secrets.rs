@@ -76,6 +76,12 @@ pub(crate) fn aws_secret_shape(text: &[u8], i: usize) -> Option<usize> {
     if e - i != 40 || text.get(e) == Some(&b'=') {
         return None;
     }
+    // A slice of a longer base64url or dotted token (a JWT's header or signature) is not a key:
+    // those are bounded by '.', '-' or '_', a key by quotes, spaces, '=' or punctuation.
+    let url_safe = |b: Option<&u8>| matches!(b, Some(b'.' | b'-' | b'_'));
+    if url_safe(text.get(e)) || (i > 0 && url_safe(text.get(i - 1))) {
+        return None;
+    }
     let w = &text[i..e];
     let upper = w.iter().any(u8::is_ascii_uppercase);
     let lower = w.iter().any(u8::is_ascii_lowercase);

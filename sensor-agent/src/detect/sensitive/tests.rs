@@ -445,3 +445,22 @@ fn an_iban_field_is_not_also_a_card() {
     assert!(find(&fs, "iban").is_some(), "{fs:?}");
     assert!(find(&fs, "payment_card").is_none(), "{fs:?}");
 }
+
+#[test]
+fn slices_of_jwts_are_not_aws_secrets() {
+    let d = Detector::new(&SensitiveConfig::default()).unwrap();
+    // 40 base64 characters between '-' and '.' (inside a signature or before a payload).
+    for text in [
+        "token eyJ0eXAiOiJKV1QiLCJraWQiOiJhYmMxMjM0NTY3.payload",
+        "sig Xk9-wJalrXUtnFEMI0K7MDENGbPxRfiCYEXAMPLEKEYZ-rest",
+    ] {
+        let fs = d.scan_text(text.as_bytes(), Side::Response, "response.body");
+        assert!(find(&fs, "aws_secret_access_key").is_none(), "{text}: {fs:?}");
+    }
+    let fs = d.scan_text(
+        b"aws_secret_access_key = wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY\n",
+        Side::Request,
+        "request.body",
+    );
+    assert!(find(&fs, "aws_secret_access_key").is_some(), "{fs:?}");
+}
