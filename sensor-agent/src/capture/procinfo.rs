@@ -57,9 +57,13 @@ impl ProcCache {
 #[must_use]
 pub fn socket_addrs(tgid: u32, fd: i32) -> Option<(SocketAddr, SocketAddr)> {
     let inode = socket_inode(tgid, fd)?;
-    ["tcp", "tcp6"].iter().find_map(|table| {
-        let text = fs::read_to_string(format!("/proc/{tgid}/net/{table}")).ok()?;
-        find_inode(&text, inode)
+    // The kernel generates these tables page by page while sockets come and go, and a row can
+    // be skipped when the table changes between pages: a miss is retried before it is believed.
+    (0..3).find_map(|_| {
+        ["tcp", "tcp6"].iter().find_map(|table| {
+            let text = fs::read_to_string(format!("/proc/{tgid}/net/{table}")).ok()?;
+            find_inode(&text, inode)
+        })
     })
 }
 
