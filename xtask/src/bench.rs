@@ -7,7 +7,10 @@
 //!   (`bench/*.py`, `sensor-agent/examples/detect_bench.rs`); the peers are installed from `PyPI`
 //!   into a virtual environment (`$APISENSE_BENCH_VENV`, default `~/.cache/apisense/bench-venv`);
 //! - `inventory`: shadow-endpoint labeling against the Open Banking specs of
-//!   `../shared/testdata/openapi/obie` (`sensor-agent/examples/inventory_bench.rs`).
+//!   `../shared/testdata/openapi/obie` (`sensor-agent/examples/inventory_bench.rs`);
+//! - `pipeline`, `overhead`, `fidelity`, `memory`: the real agent (release build, with eBPF) on
+//!   live loopback traffic (nginx, wrk, curl, python), driven by `bench/traffic_bench.py` (root).
+//!   `APISENSE_BENCH_QUICK=1` shortens the runs (for trying the harness, not for numbers).
 
 use std::env;
 use std::fs;
@@ -18,7 +21,10 @@ use anyhow::{Context as _, bail};
 
 use crate::setup::workspace_root;
 
-const PARTS: [&str; 2] = ["detect", "inventory"];
+const PARTS: [&str; 6] = ["detect", "inventory", "pipeline", "overhead", "fidelity", "memory"];
+
+/// The parts that run the live agent (`bench/traffic_bench.py`).
+const LIVE: [&str; 4] = ["pipeline", "overhead", "fidelity", "memory"];
 
 /// Peer versions measured (pinned so that reruns compare like with like).
 const PEERS: [&str; 2] = ["presidio-analyzer==2.2.366", "detect-secrets==1.5.0"];
@@ -84,6 +90,71 @@ Per exchange: precision and recall of the `shadow` label against the truth, and 
 the traffic was generated from): the label of the majority of its exchanges. Throughput: exchanges \
 per second through `observe`, one thread, release build, best of 10 passes (the machine is shared: passes vary).";
 
+const PIPELINE_ABOUT: &str = "\
+What is measured: the userspace pipeline alone (decode, reassembly, HTTP parsing and pairing, \
+sensitive-data inspection, JSON Lines export), on recordings of real traffic made with the real \
+agent (`bench/traffic_bench.py pipeline`).
+
+- Recording: nginx on loopback (`daemon off; master_process off;`, `access_log off`, `sendfile off`, \
+gzip on for JSON), `location /api/` returning a 66-byte JSON; a 0.3 MB JSON file holding a few \
+card numbers (4111111111111111...) and IBANs (GB82WEST12345698765432...). `apisense record --port` \
+captures (1) `wrk -t2 -c16` on `/api/` only (small exchanges), (2) a mix: `wrk -t1 -c4` on `/api/` \
+plus curl fetching the large file with `--compressed` (gzip) and without, and POSTing a JSON body \
+with a card and an IBAN. The agent stops on SIGINT.
+- Replay: `apisense replay FILE --output /dev/null`, best wall time of 5; CPU time (user + system) \
+and peak RSS of that run from `wait4` rusage. Events and exchanges come from the replay's \
+`replayed: {...}` line. Per-core rates divide by CPU seconds (the replay is single-threaded).";
+
+const OVERHEAD_ABOUT: &str = "\
+What is measured: what the running sensor costs a busy server (`bench/traffic_bench.py overhead`).
+
+- nginx on loopback, one process (`master_process off`), `location /api/` returning a 66-byte JSON, \
+keep-alive; plaintext and TLS (`listen ... ssl`, self-signed RSA-2048 certificate from the openssl \
+CLI, TLS captured by the sensor's OpenSSL uprobes).
+- Load: `wrk -t2 -c32 -d10s --latency`, sensor off vs on (`apisense run --output /dev/null --port \
+PLAIN --port TLS`, started and given 1 s before each on-run), alternating A/B (off/on, then on/off) \
+3 rounds per protocol; medians reported. Latency percentiles from wrk's `--latency` distribution.
+- Agent CPU: utime + stime from `/proc/PID/stat` over the wrk run / wall time (100 % = one core); \
+RSS from `/proc/PID/status` (VmRSS at the end of the run, VmHWM peak). Exchanges written are \
+compared with twice the requests wrk completed (nginx's side and wrk's side are both on the port \
+followed).
+- Everything shares the same 2 cores: wrk, nginx and the agent compete, so the agent's CPU is taken \
+from the server and the client directly.";
+
+const FIDELITY_ABOUT: &str = "\
+What is measured: whether every exchange is reported as load rises (`bench/traffic_bench.py fidelity`).
+
+- nginx on loopback as in `overhead` (plaintext, 66-byte JSON, keep-alive). A fresh \
+`apisense run --output FILE --port PORT` per level; `wrk -d5s` with rising thread/connection \
+counts (1/1, 1/2, 1/4, 2/16, 2/64, 2/256); the agent is stopped (SIGINT) 2 s after wrk ends.
+- Compared: requests wrk completed vs lines with `\"role\":\"server\"` in the agent's JSONL (nginx's \
+side of each exchange; `\"role\":\"client\"` lines, wrk's side, are counted too), and the ring-buffer losses of the agent's `stopped: {...}` summary \
+(`kernel.ringbuf_dropped`, `kernel.ringbuf_dropped_bytes`), plus any other nonzero counter named \
+drop/lost/gap/overflow/evict.
+- No paced (wrk2-style) generator is available: the rate is whatever wrk reaches at each \
+connection count, with the sensor on.";
+
+const MEMORY_ABOUT: &str = "\
+What is measured: the agent's memory per tracked connection (`bench/traffic_bench.py memory`).
+
+- nginx on loopback with `worker_connections 20000`; `apisense run --output FILE --port PORT`; a \
+python asyncio client (`RLIMIT_NOFILE` raised with `resource.setrlimit`) opens 10,000 connections, \
+sends one keep-alive GET on each, reads the response and holds the connection open.
+- Agent VmRSS (`/proc/PID/status`) 2 s after it starts, then the highest of 100 ms samples over 5 s \
+once all connections are held, and over 5 s after they closed; RSS per held connection = \
+(held - before) / connections held. The nofile limit cannot be raised above the container's hard \
+limit (20000, no `CAP_SYS_RESOURCE`), which is enough for 10,000 connections per process.";
+
+/// Title and description of a live part.
+fn live_about(part: &str) -> (&'static str, &'static str) {
+    match part {
+        "pipeline" => ("pipeline: userspace throughput on a real recording", PIPELINE_ABOUT),
+        "overhead" => ("overhead: cost of the sensor to a busy nginx (plaintext and TLS)", OVERHEAD_ABOUT),
+        "fidelity" => ("fidelity: exchanges reported vs requests served as load rises", FIDELITY_ABOUT),
+        _ => ("memory: agent RSS per held keep-alive connection", MEMORY_ABOUT),
+    }
+}
+
 pub fn run(parts: &[String]) -> anyhow::Result<()> {
     let parts: Vec<&str> =
         if parts.is_empty() { PARTS.to_vec() } else { parts.iter().map(String::as_str).collect() };
@@ -91,17 +162,27 @@ pub fn run(parts: &[String]) -> anyhow::Result<()> {
         bail!("unknown benchmark part {bad:?} (known: {})", PARTS.join(", "));
     }
     let root = workspace_root()?;
-    build_examples(&root)?;
+    if parts.iter().any(|p| !LIVE.contains(p)) {
+        build_examples(&root)?;
+    }
+    let agent = if parts.iter().any(|p| LIVE.contains(p)) { Some(build_agent(&root)?) } else { None };
     let examples = target_dir(&root).join("release/examples");
     let machine = machine()?;
     for part in parts {
-        let (title, about, body) = match part {
-            "detect" => (
+        let (title, about, body) = match (part, &agent) {
+            ("detect", _) => (
                 "detect: sensitive-data detection vs Presidio and detect-secrets",
                 DETECT_ABOUT,
                 detect(&root, &examples)?,
             ),
-            _ => ("inventory: shadow-endpoint labeling", INVENTORY_ABOUT, inventory(&root, &examples)?),
+            ("inventory", _) => {
+                ("inventory: shadow-endpoint labeling", INVENTORY_ABOUT, inventory(&root, &examples)?)
+            }
+            (live, Some(agent)) => {
+                let (title, about) = live_about(live);
+                (title, about, traffic(&root, agent, live)?)
+            }
+            (other, None) => bail!("no agent built for {other:?}"),
         };
         println!("\n## {title}\n\n{body}");
         let section = format!(
@@ -126,6 +207,25 @@ fn build_examples(root: &Path) -> anyhow::Result<()> {
         bail!("building the benchmark examples failed ({status})");
     }
     Ok(())
+}
+
+/// The agent with its eBPF object, built with the caller's environment (target dir included).
+fn build_agent(root: &Path) -> anyhow::Result<PathBuf> {
+    let status = Command::new(env!("CARGO"))
+        .current_dir(root)
+        .args(["build", "--release", "--package", "sensor-agent"])
+        // A binary built without its eBPF object could not run these parts.
+        .env_remove("AYA_BUILD_SKIP")
+        .status()
+        .context("running cargo build --release --package sensor-agent")?;
+    if !status.success() {
+        bail!("building the agent failed ({status})");
+    }
+    let agent = target_dir(root).join("release/apisense");
+    if !agent.exists() {
+        bail!("{} missing after the build", agent.display());
+    }
+    Ok(agent)
 }
 
 fn target_dir(root: &Path) -> PathBuf {
@@ -250,6 +350,27 @@ fn inventory(root: &Path, examples: &Path) -> anyhow::Result<String> {
         bail!("{} not found (the shared test data sits next to the repository)", specs.display());
     }
     capture(Command::new(examples.join("inventory_bench")).arg(&specs))
+}
+
+/// Runs one live part of `bench/traffic_bench.py`, returns its Markdown body.
+fn traffic(root: &Path, agent: &Path, part: &str) -> anyhow::Result<String> {
+    let tmp = scratch(part)?;
+    let table = tmp.join("table.md");
+    eprintln!("xtask: {part}: live traffic against nginx on loopback (a few minutes)");
+    let mut cmd = Command::new("python3");
+    cmd.arg(root.join("bench/traffic_bench.py"))
+        .arg(part)
+        .arg("--agent")
+        .arg(agent)
+        .arg("--out-md")
+        .arg(&table);
+    if env::var_os("APISENSE_BENCH_QUICK").is_some_and(|v| !v.is_empty() && v != "0") {
+        cmd.arg("--quick");
+    }
+    capture(&mut cmd)?;
+    let body = fs::read_to_string(&table).with_context(|| format!("reading {}", table.display()))?;
+    fs::remove_dir_all(&tmp).with_context(|| format!("removing {}", tmp.display()))?;
+    Ok(body)
 }
 
 /// Replaces the `<!-- bench:PART -->` ... `<!-- /bench:PART -->` section (or appends it).
