@@ -125,6 +125,16 @@ impl Agent {
         agent
     }
 
+    /// Resident memory of the agent process now, in bytes.
+    pub fn resident_bytes(&self) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.proc.pid())).unwrap_or_default();
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.split_whitespace().next()?.parse::<u64>().ok())
+            .map_or(0, |kib| kib * 1024)
+    }
+
     pub fn dir(&self) -> &Path {
         self.dir.path()
     }

@@ -357,6 +357,9 @@ fn kernel_spans_reach_a_collector_that_comes_back() {
         |e| str_at(e, "/request/path").starts_with("/down/"),
         |s| s.len() >= 40,
     );
+    // Nothing piles up while the collector is away: the queue is bounded and batches give up.
+    let rss = agent.resident_bytes();
+    assert!(rss > 0 && rss < 256 << 20, "agent RSS {rss} bytes while the collector is down");
     thread::sleep(Duration::from_secs(1));
     let receiver = Receiver::start(receiver_port);
     for i in 0..5 {
