@@ -437,12 +437,12 @@ fn metrics_snapshot(
         s.counter(
             "apisense_http_parse_errors_total",
             "HTTP messages that could not be framed.",
-            h.parse_errors,
+            h.parsers.parse_errors,
         );
         s.counter(
             "apisense_http_resyncs_total",
             "Times parsing resynchronised after a gap or error.",
-            h.resyncs,
+            h.parsers.resyncs,
         );
         s.counter(
             "apisense_http_memory_resets_total",

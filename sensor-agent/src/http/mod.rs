@@ -88,7 +88,7 @@ pub enum StreamSide {
     Response,
 }
 
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
 pub struct HttpStats {
     pub parse_errors: u64,
     pub resyncs: u64,
@@ -96,6 +96,18 @@ pub struct HttpStats {
     pub unmatched_responses: u64,
     pub pending_overflow: u64,
     pub partial_heads_dropped: u64,
+}
+
+impl HttpStats {
+    /// Adds another connection's counts (totals across connections).
+    pub fn accumulate(&mut self, other: &HttpStats) {
+        self.parse_errors += other.parse_errors;
+        self.resyncs += other.resyncs;
+        self.bytes_skipped += other.bytes_skipped;
+        self.unmatched_responses += other.unmatched_responses;
+        self.pending_overflow += other.pending_overflow;
+        self.partial_heads_dropped += other.partial_heads_dropped;
+    }
 }
 
 impl HttpStats {

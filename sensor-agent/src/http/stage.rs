@@ -2,7 +2,7 @@
 //! response side of that connection's parser, according to the process's role.
 use std::{collections::HashMap, sync::Arc};
 
-use super::{Exchange, HttpConnection, Limits, StreamSide};
+use super::{Exchange, HttpConnection, HttpStats, Limits, StreamSide};
 use crate::{
     capture::ConnMeta,
     reassembly::{Segment, StreamEvent},
@@ -18,12 +18,9 @@ pub struct Observed {
 #[derive(Debug, Default, Clone, Copy, serde::Serialize)]
 pub struct HttpStageStats {
     pub exchanges: u64,
-    pub parse_errors: u64,
-    pub resyncs: u64,
-    pub bytes_skipped: u64,
-    pub unmatched_responses: u64,
-    pub pending_overflow: u64,
-    pub partial_heads_dropped: u64,
+    /// The parsers' own counts, summed over connections.
+    #[serde(flatten)]
+    pub parsers: HttpStats,
     /// Connections that switched away from HTTP/1 (WebSocket, CONNECT tunnels).
     pub upgraded_connections: u64,
     /// Parsers reset because the agent-wide memory budget was exceeded (their partial messages
@@ -141,12 +138,6 @@ impl HttpStage {
 }
 
 fn add(total: &mut HttpStageStats, conn: &HttpConnection) {
-    let s = conn.stats();
-    total.parse_errors += s.parse_errors;
-    total.resyncs += s.resyncs;
-    total.bytes_skipped += s.bytes_skipped;
-    total.unmatched_responses += s.unmatched_responses;
-    total.pending_overflow += s.pending_overflow;
-    total.partial_heads_dropped += s.partial_heads_dropped;
+    total.parsers.accumulate(conn.stats());
     total.upgraded_connections += u64::from(conn.is_upgraded());
 }

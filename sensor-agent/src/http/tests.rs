@@ -58,7 +58,7 @@ pub(super) fn run_split(evs: &[Ev<'_>], limits: Limits, piece: usize) -> Outcome
             Ev::Close(ts) => conn.close(ts, &mut ex),
         }
     }
-    Outcome { ex, stats: conn.stats().clone(), upgraded: conn.is_upgraded() }
+    Outcome { ex, stats: *conn.stats(), upgraded: conn.is_upgraded() }
 }
 
 /// Runs whole, byte by byte and randomly split; asserts they agree.
