@@ -52,9 +52,6 @@ use crate::{
 /// How often the inventory is written to the state directory.
 const INVENTORY_FLUSH: Duration = Duration::from_secs(10);
 
-/// Longest a record waits in the ring buffer when the kernel did not wake the agent.
-const DRAIN_EVERY: Duration = Duration::from_millis(10);
-
 /// Records handled per wake-up before the loop looks at its timers and signals again.
 const BATCH: usize = 4096;
 const CAPTURE_TO_EXPORT: usize = 8192;
@@ -188,22 +185,35 @@ async fn run_live(config: RunConfig) -> anyhow::Result<()> {
     let mut losses = LossReporter::default();
     log::info!("capturing: {attached} tracepoints attached, {}", describe(&config));
     let mut export_dropped = 0u64;
-    // The kernel wakes the agent only once enough data waits (see the programs' emit.rs); this
-    // timer bounds the delay of quiet traffic.
-    let mut drain = tokio::time::interval(DRAIN_EVERY);
-    drain.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
-        let drained = tokio::select! {
+        tokio::select! {
             guard = ring.readable_mut() => {
                 let mut guard = guard.context("waiting on the ring buffer")?;
-                if drain_ring(guard.get_inner_mut(), &mut capture) < BATCH {
+                let rb = guard.get_inner_mut();
+                let mut handled = 0;
+                while handled < BATCH {
+                    let Some(item) = rb.next() else { break };
+                    capture.ingest(&item);
+                    handled += 1;
+                }
+                if handled < BATCH {
                     guard.clear_ready();
                 }
-                true
-            }
-            _ = drain.tick() => {
-                drain_ring(ring.get_mut(), &mut capture);
-                true
+                for event in capture.take_events() {
+                    match event {
+                        Event::Exec { tgid } => tls.on_exec(tgid),
+                        Event::Exit { tgid } => tls.on_exit(&mut ebpf, tgid),
+                        _ => {}
+                    }
+                    if let Some(analysis) = analysis.as_mut() {
+                        analysis.push(event);
+                    }
+                }
+                if let Some(analysis) = analysis.as_mut() {
+                    forget_closed(&mut capture, analysis);
+                    deliver(analysis, otlp.as_mut(), &capture_to_export, &mut export_dropped);
+                }
+                mute(&mut conns, capture.enrich.take_mutes());
             }
             _ = tick.tick() => {
                 if let Some(analysis) = analysis.as_mut() {
@@ -226,27 +236,9 @@ async fn run_live(config: RunConfig) -> anyhow::Result<()> {
                         *shared = snapshot;
                     }
                 }
-                false
             }
             _ = sigterm.recv() => break,
             _ = sigint.recv() => break,
-        };
-        if drained {
-            for event in capture.take_events() {
-                match event {
-                    Event::Exec { tgid } => tls.on_exec(tgid),
-                    Event::Exit { tgid } => tls.on_exit(&mut ebpf, tgid),
-                    _ => {}
-                }
-                if let Some(analysis) = analysis.as_mut() {
-                    analysis.push(event);
-                }
-            }
-            if let Some(analysis) = analysis.as_mut() {
-                forget_closed(&mut capture, analysis);
-                deliver(analysis, otlp.as_mut(), &capture_to_export, &mut export_dropped);
-            }
-            mute(&mut conns, capture.enrich.take_mutes());
         }
     }
     if let Some(analysis) = analysis.as_mut() {
@@ -318,17 +310,6 @@ struct Summary {
     kernel: KernelCounters,
     tls: TlsStats,
     otlp: Option<OtlpStatsSnapshot>,
-}
-
-/// Reads up to `BATCH` ring-buffer records into the capture stage; returns how many.
-fn drain_ring(ring: &mut aya::maps::RingBuf<MapData>, capture: &mut Capture) -> usize {
-    let mut handled = 0;
-    while handled < BATCH {
-        let Some(item) = ring.next() else { break };
-        capture.ingest(&item);
-        handled += 1;
-    }
-    handled
 }
 
 /// Hands the exchanges the analysis finished to the exporters, never waiting on them.
