@@ -201,7 +201,7 @@ async fn run_live(config: RunConfig) -> anyhow::Result<()> {
                 }
                 for event in capture.take_events() {
                     match event {
-                        Event::Exec { tgid } => tls.on_exec(tgid),
+                        Event::Exec { tgid } => tls.on_exec(&mut ebpf, tgid),
                         Event::Exit { tgid } => tls.on_exit(&mut ebpf, tgid),
                         _ => {}
                     }

@@ -129,7 +129,7 @@ pub fn ssl_return(ctx: RetProbeContext) -> u32 {
     // All four return C `int`: the upper half of the register is not part of the value.
     let rc = i64::from(ctx.ret::<i64>() as i32);
     let key = SslKey { tgid, _pad: 0, ssl: call.ssl };
-    let fd = resolve_fd(pid_tgid, &call, &key);
+    let fd = resolve_fd(&call, &key);
     let len = if call.processed != 0 {
         if rc != 1 {
             return 0;
@@ -187,7 +187,7 @@ pub fn ssl_return(ctx: RetProbeContext) -> u32 {
 /// Returns a sentinel rather than an `Option<i32>`: LLVM leaves the payload of `None`
 /// uninitialised, and the verifier rejects the read of that register on the merged path.
 #[inline(always)]
-fn resolve_fd(pid_tgid: u64, call: &TlsCall, key: &SslKey) -> i32 {
+fn resolve_fd(call: &TlsCall, key: &SslKey) -> i32 {
     if call.fd >= 0 {
         return call.fd;
     }

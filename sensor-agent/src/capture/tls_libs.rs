@@ -9,16 +9,19 @@
 use std::{
     collections::{HashMap, HashSet},
     fs,
-    os::unix::fs::MetadataExt,
+    os::{fd::AsRawFd as _, unix::fs::MetadataExt},
     path::{Path, PathBuf},
     time::{Duration, Instant},
 };
 
 use aya::{
     Ebpf,
-    programs::{UProbe, uprobe::UProbeScope},
+    programs::{
+        UProbe,
+        uprobe::{UProbeAttachLocation, UProbeScope},
+    },
 };
-use object::{Object as _, ObjectSymbol as _, read::ReadCache};
+use object::{Object as _, ObjectSection as _, ObjectSymbol as _};
 
 use super::loader::LoadError;
 
@@ -136,10 +139,15 @@ impl TlsAttacher {
         v
     }
 
-    pub fn on_exec(&mut self, tgid: u32) {
-        let now = Instant::now();
-        // The executable is there at once: check it now, libraries a little later.
-        self.rescans.push((now, tgid, 0));
+    /// A process just replaced its image. Its executable is checked at once, before the program
+    /// gets far enough to call TLS (node needs tens of milliseconds), its libraries a little
+    /// later, as the dynamic loader and any `dlopen` map them.
+    pub fn on_exec(&mut self, ebpf: &mut Ebpf, tgid: u32) {
+        if !self.scan_process(ebpf, tgid) {
+            self.stats.processes_gone += 1;
+            return;
+        }
+        self.rescans.push((Instant::now() + RESCAN_DELAYS[0], tgid, 1));
     }
 
     pub fn on_exit(&mut self, ebpf: &mut Ebpf, tgid: u32) {
@@ -215,8 +223,12 @@ impl TlsAttacher {
     }
 
     /// Probes the file at `host_path` unless it already is (or cannot be).
+    ///
+    /// The file is opened once and everything after goes through that descriptor: a process that
+    /// exits meanwhile takes its `/proc/PID/root` path with it, but not an open file.
     fn consider(&mut self, ebpf: &mut Ebpf, host_path: &Path, shown: &str, pid: Option<u32>, pinned: bool) {
-        let Ok(meta) = fs::metadata(host_path) else { return };
+        let Ok(file) = fs::File::open(host_path) else { return };
+        let Ok(meta) = file.metadata() else { return };
         let id = FileId { dev: meta.dev(), ino: meta.ino() };
         if let Some(lib) = self.libs.get_mut(&id) {
             lib.users.extend(pid);
@@ -225,7 +237,7 @@ impl TlsAttacher {
         if self.rejected.contains(&id) {
             return;
         }
-        let symbols = match exported_symbols(host_path) {
+        let points = match probe_points(&file) {
             Ok(s) if !s.is_empty() => s,
             Ok(_) => {
                 self.rejected.insert(id);
@@ -245,7 +257,8 @@ impl TlsAttacher {
         };
         // Host files are pinned: a process started later maps the same inode.
         let pinned = pinned || fs::metadata(shown).is_ok_and(|m| m.dev() == id.dev && m.ino() == id.ino);
-        match attach(ebpf, host_path, &symbols) {
+        let symbols: Vec<&'static str> = points.iter().map(|p| p.symbol).collect();
+        match attach(ebpf, &file, &points) {
             Ok(links) => {
                 self.stats.libraries_attached += 1;
                 log::info!("TLS probes attached to {shown} ({})", symbols.join(", "));
@@ -272,20 +285,28 @@ impl Default for TlsAttacher {
 
 type Links = Vec<(&'static str, aya::programs::uprobe::UProbeLinkId)>;
 
-/// Attaches entry and return probes for each symbol; on failure returns what was attached so far.
-fn attach(ebpf: &mut Ebpf, path: &Path, symbols: &[&'static str]) -> Result<Links, (Links, anyhow::Error)> {
+/// Attaches entry and return probes at each point of the open `file`; on failure returns what
+/// was attached so far. The kernel resolves `/proc/self/fd/N` to the file itself and keeps its
+/// inode, so the probes outlive both the descriptor and the path the file was found under.
+fn attach(ebpf: &mut Ebpf, file: &fs::File, points: &[ProbePoint]) -> Result<Links, (Links, anyhow::Error)> {
+    let target = PathBuf::from(format!("/proc/self/fd/{}", file.as_raw_fd()));
     let mut links = Vec::new();
-    for &symbol in symbols {
-        let Some((_, program)) = SYMBOLS.iter().find(|(s, _)| *s == symbol) else {
+    for point in points {
+        let Some((_, program)) = SYMBOLS.iter().find(|(s, _)| *s == point.symbol) else {
             continue;
         };
         for name in [*program, RETURN_PROGRAM] {
-            let result = uprobe(ebpf, name)
+            let result = uprobe(ebpf, name).map_err(anyhow::Error::from).and_then(|p| {
+                p.attach(
+                    UProbeAttachLocation::AbsoluteOffset(point.offset),
+                    &target,
+                    UProbeScope::AllProcesses,
+                )
                 .map_err(anyhow::Error::from)
-                .and_then(|p| p.attach(symbol, path, UProbeScope::AllProcesses).map_err(anyhow::Error::from));
+            });
             match result {
                 Ok(link) => links.push((name, link)),
-                Err(e) => return Err((links, e.context(format!("{name} on {symbol}")))),
+                Err(e) => return Err((links, e.context(format!("{name} on {}", point.symbol)))),
             }
         }
     }
@@ -311,26 +332,55 @@ fn is_tls_library(path: &Path) -> bool {
         && (name.starts_with("libssl.so") || name.starts_with("libssl-") || name.starts_with("libboringssl"))
 }
 
-/// Which of the SSL symbols the file defines in its dynamic symbol table (what a process can
-/// call, and what survives `strip`). Reads only the parts of the file it needs.
-fn exported_symbols(path: &Path) -> anyhow::Result<Vec<&'static str>> {
-    let file = fs::File::open(path)?;
-    let cache = ReadCache::new(file);
-    let elf = object::File::parse(&cache)?;
-    let mut found = Vec::new();
+/// Where a probe goes: a symbol and its offset in the file (what the kernel's uprobe wants).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct ProbePoint {
+    symbol: &'static str,
+    offset: u64,
+}
+
+/// The SSL functions the file defines in its dynamic symbol table (what a process can call, and
+/// what survives `strip`), with their file offsets.
+///
+/// The file is mapped, not read: a static node binary is ~100 MB with 75,000 exported names, and
+/// reading them one by one took half a second, long enough for a short-lived client to finish
+/// its TLS before the probes were in. The map touches only the pages the symbol tables live in
+/// and leaves the agent's heap alone.
+fn probe_points(file: &fs::File) -> anyhow::Result<Vec<ProbePoint>> {
+    // SAFETY: a read-only private map. A file truncated while mapped would fault on access;
+    // binaries and libraries in use are not rewritten in place (installers replace them by
+    // rename, which leaves this inode intact).
+    let map = unsafe { memmap2::Mmap::map(file)? };
+    let elf = object::File::parse(&*map)?;
+    let mut found: Vec<ProbePoint> = Vec::new();
     for sym in elf.dynamic_symbols() {
         if sym.is_undefined() || !sym.is_definition() {
             continue;
         }
         let Ok(name) = sym.name() else { continue };
-        if let Some((s, _)) = SYMBOLS.iter().find(|(s, _)| *s == name)
-            && !found.contains(s)
-        {
-            found.push(*s);
+        let Some((symbol, _)) = SYMBOLS.iter().find(|(s, _)| *s == name) else { continue };
+        if found.iter().any(|p| p.symbol == *symbol) {
+            continue;
         }
+        let Some(offset) = file_offset(&elf, &sym) else {
+            log::debug!("{name} at {:#x} is not in a section backed by the file", sym.address());
+            continue;
+        };
+        found.push(ProbePoint { symbol, offset });
     }
-    found.sort_unstable();
+    found.sort_unstable_by_key(|p| p.symbol);
     Ok(found)
+}
+
+/// A symbol's virtual address translated to its offset in the file, through its section.
+fn file_offset<'d, R: object::ReadRef<'d>>(
+    elf: &object::File<'d, R>,
+    sym: &object::Symbol<'d, '_, R>,
+) -> Option<u64> {
+    let section = elf.section_by_index(sym.section_index()?).ok()?;
+    let (start, size) = section.file_range()?;
+    let within = sym.address().checked_sub(section.address())?;
+    (within < size).then(|| start.checked_add(within)).flatten()
 }
 
 #[cfg(test)]
@@ -354,16 +404,23 @@ mod tests {
             eprintln!("no system libssl.so.3 here");
             return;
         };
-        let symbols = exported_symbols(Path::new(lib)).unwrap();
+        let points = probe_points(&fs::File::open(lib).unwrap()).unwrap();
+        let symbols: Vec<&str> = points.iter().map(|p| p.symbol).collect();
         assert_eq!(symbols, ["SSL_read", "SSL_read_ex", "SSL_write", "SSL_write_ex"]);
+        // Each offset lands inside the file, and the four functions are distinct.
+        let len = fs::metadata(lib).unwrap().len();
+        assert!(points.iter().all(|p| p.offset > 0 && p.offset < len));
+        let mut offsets: Vec<u64> = points.iter().map(|p| p.offset).collect();
+        offsets.dedup();
+        assert_eq!(offsets.len(), 4);
     }
 
     #[test]
     fn files_without_symbols_or_not_elf() {
-        assert!(exported_symbols(Path::new("/proc/self/exe")).unwrap().is_empty());
+        assert!(probe_points(&fs::File::open("/proc/self/exe").unwrap()).unwrap().is_empty());
         let dir = std::env::temp_dir().join(format!("apisense-tls-{}", std::process::id()));
         fs::write(&dir, b"not an elf file").unwrap();
-        assert!(exported_symbols(&dir).is_err());
+        assert!(probe_points(&fs::File::open(&dir).unwrap()).is_err());
         let _ = fs::remove_file(&dir);
     }
 }
