@@ -5,23 +5,45 @@ use clap::Parser as _;
 use sensor_agent::{config, pipeline};
 
 fn main() -> ExitCode {
-    let cli = config::Cli::parse();
-    config::init_logging(&cli);
-    let result = match cli.command {
-        config::Command::Run(args) => {
-            config::RunConfig::try_from(args).map_err(anyhow::Error::from).and_then(pipeline::run)
+    let config::Cli { log, command } = config::Cli::parse();
+    // Logging starts once the config file (which may set the filter) is read; a config error is
+    // logged at the default level.
+    let start_logging = |from_file: Option<&str>| config::init_logging(log.as_deref(), from_file);
+    let run = |c: Result<config::RunConfig, config::ConfigError>| match c {
+        Ok(c) => {
+            start_logging(c.log.as_deref());
+            pipeline::run(c)
         }
-        config::Command::Record(args) => {
-            config::RunConfig::try_from(args).map_err(anyhow::Error::from).and_then(pipeline::run)
+        Err(e) => {
+            start_logging(None);
+            Err(e.into())
         }
-        config::Command::Replay(args) => config::ReplayConfig::try_from(args)
-            .map_err(anyhow::Error::from)
-            .and_then(|c| pipeline::replay(&c)),
-        config::Command::Inventory(args) => print_inventory(&args),
-        config::Command::Report(args) => write_report(&args),
-        config::Command::Config(config::ConfigCommand::Check { file }) => config::ConfigFile::load(&file)
-            .map(|_| println!("{}: ok", file.display()))
-            .map_err(anyhow::Error::from),
+    };
+    let result = match command {
+        config::Command::Run(args) => run(config::RunConfig::try_from(args)),
+        config::Command::Record(args) => run(config::RunConfig::try_from(args)),
+        config::Command::Replay(args) => match config::ReplayConfig::try_from(args) {
+            Ok(c) => {
+                start_logging(c.log.as_deref());
+                pipeline::replay(&c)
+            }
+            Err(e) => {
+                start_logging(None);
+                Err(e.into())
+            }
+        },
+        config::Command::Inventory(args) => {
+            start_logging(None);
+            print_inventory(&args)
+        }
+        config::Command::Report(args) => {
+            start_logging(None);
+            write_report(&args)
+        }
+        config::Command::Config(config::ConfigCommand::Check { file }) => {
+            start_logging(None);
+            config::check(&file).map(|()| println!("{}: ok", file.display())).map_err(anyhow::Error::from)
+        }
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

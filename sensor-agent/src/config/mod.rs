@@ -4,12 +4,12 @@ use std::path::PathBuf;
 use clap::{Args, Parser, Subcommand};
 use thiserror::Error;
 
+mod file;
+pub use file::{ConfigFile, KubernetesFileConfig, OtlpFileConfig, Toggle};
+
 use crate::{
     capture::enrich::Filter,
-    detect::{
-        DetectConfig,
-        sensitive::{Detector, SensitiveConfig},
-    },
+    detect::DetectConfig,
     export::otlp::{
         OtlpConfig, OtlpConfigError, OtlpFlags,
         config::{Compression, Protocol},
@@ -22,8 +22,9 @@ use crate::{
 #[command(name = "apisense", version, about, long_about = None)]
 pub struct Cli {
     /// Log filter, `RUST_LOG` syntax (e.g. `info`, `debug`, `apisense=debug`). Logs go to stderr.
-    #[arg(long, global = true, env = "RUST_LOG", default_value = "info")]
-    pub log: String,
+    /// [default: the config file's `log`, else info]
+    #[arg(long, global = true, env = "RUST_LOG")]
+    pub log: Option<String>,
 
     #[command(subcommand)]
     pub command: Command,
@@ -51,53 +52,6 @@ pub enum Command {
 pub enum ConfigCommand {
     /// Validate a configuration file (syntax, keys, patterns) without starting anything.
     Check { file: PathBuf },
-}
-
-/// The YAML configuration file. Unknown keys are errors, named with their line.
-#[derive(Debug, Clone, Default, serde::Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ConfigFile {
-    /// Sensitive-data policy.
-    #[serde(default)]
-    pub sensitive: SensitiveConfig,
-    /// OTLP export (its presence enables it); flags override, it overrides `OTEL_*` variables.
-    #[serde(default)]
-    pub otlp: Option<OtlpFileConfig>,
-}
-
-#[derive(Debug, Clone, Default, serde::Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct OtlpFileConfig {
-    pub endpoint: Option<String>,
-    /// `grpc` or `http/protobuf`.
-    pub protocol: Option<String>,
-    #[serde(default)]
-    pub headers: std::collections::BTreeMap<String, String>,
-    /// `none` or `gzip`.
-    pub compression: Option<String>,
-    pub service_name: Option<String>,
-    /// PEM CA bundle for an https endpoint.
-    pub certificate: Option<PathBuf>,
-    pub metrics_interval_seconds: Option<u64>,
-}
-
-impl ConfigFile {
-    /// Reads and validates `path`: YAML, known keys, compilable detectors.
-    pub fn load(path: &std::path::Path) -> Result<ConfigFile, ConfigError> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| ConfigError::File { path: path.to_path_buf(), problem: e.to_string() })?;
-        let file: ConfigFile = if text.trim().is_empty() {
-            ConfigFile::default()
-        } else {
-            serde_norway::from_str(&text)
-                .map_err(|e| ConfigError::File { path: path.to_path_buf(), problem: e.to_string() })?
-        };
-        Detector::new(&file.sensitive).map_err(|e| ConfigError::File {
-            path: path.to_path_buf(),
-            problem: format!("sensitive: {e}"),
-        })?;
-        Ok(file)
-    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -145,25 +99,32 @@ pub struct CaptureArgs {
     #[arg(long = "pid", value_name = "PID")]
     pub pids: Vec<u32>,
 
-    /// Kernel ring buffer size in MiB (power of two). Larger absorbs bigger bursts.
-    #[arg(long, value_name = "MIB", default_value_t = 16)]
-    pub ring_buffer_mib: u32,
+    /// Kernel ring buffer size in MiB (power of two). Larger absorbs bigger bursts. [default: 16]
+    #[arg(long, value_name = "MIB")]
+    pub ring_buffer_mib: Option<u32>,
 
-    /// Connections tracked at once, in the kernel and in the agent.
-    #[arg(long, value_name = "N", default_value_t = 65_536)]
-    pub max_connections: u32,
+    /// Connections tracked at once, in the kernel and in the agent. [default: 65536]
+    #[arg(long, value_name = "N")]
+    pub max_connections: Option<u32>,
+
+    /// YAML configuration file: every flag has a key of the same name in snake case
+    /// (`ring_buffer_mib: 64`), plus the sensitive-data policy and Kubernetes settings. Flags
+    /// override it. Checked with `apisense config check FILE`.
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
 pub struct AnalysisArgs {
     /// Body bytes kept per message for inspection; sizes are always reported exactly.
-    #[arg(long, value_name = "BYTES", default_value_t = 65_536)]
-    pub max_body_bytes: usize,
+    /// [default: 65536]
+    #[arg(long, value_name = "BYTES")]
+    pub max_body_bytes: Option<usize>,
 
     /// Bytes the agent may hold across all connections (out-of-order data, partial heads, bodies
-    /// kept for inspection); beyond it the parsers holding most are reset (counted).
-    #[arg(long, value_name = "MIB", default_value_t = 256)]
-    pub max_buffered_mib: u32,
+    /// kept for inspection); beyond it the parsers holding most are reset (counted). [default: 256]
+    #[arg(long, value_name = "MIB")]
+    pub max_buffered_mib: Option<u32>,
 
     /// OpenAPI 3.x / Swagger 2.0 document (YAML or JSON), or a directory of them; repeatable.
     /// Exchanges are classified against them (documented, shadow, undocumented method/status,
@@ -175,19 +136,14 @@ pub struct AnalysisArgs {
     /// unless given).
     #[arg(long, value_name = "DIR", env = "APISENSE_STATE_DIR")]
     pub state_dir: Option<PathBuf>,
-
-    /// YAML configuration file (sensitive-data policy: detectors on/off, custom detectors,
-    /// per-endpoint allowlists). Checked with `apisense config check FILE`.
-    #[arg(long, value_name = "FILE")]
-    pub config: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
 pub struct RunArgs {
     /// Where to write exchanges as JSON Lines: a file path (created 0600, appended), or `-` for
     /// stdout (the default).
-    #[arg(long, short, value_name = "FILE", default_value = "-")]
-    pub output: String,
+    #[arg(long, short, value_name = "FILE")]
+    pub output: Option<String>,
 
     /// Also write the captured event stream to FILE (as `apisense record` does).
     #[arg(long, value_name = "FILE")]
@@ -233,9 +189,9 @@ pub struct OtlpArgs {
     #[arg(long, value_enum, value_name = "ALGORITHM")]
     pub otlp_compression: Option<Compression>,
 
-    /// Seconds between exports of the agent's own metrics over OTLP.
-    #[arg(long, value_name = "SECONDS", default_value_t = DEFAULT_METRICS_INTERVAL)]
-    pub otlp_metrics_interval: u64,
+    /// Seconds between exports of the agent's own metrics over OTLP. [default: 10]
+    #[arg(long, value_name = "SECONDS")]
+    pub otlp_metrics_interval: Option<u64>,
 
     /// `service.name` for every span instead of the one derived from each process (the
     /// program, or the script an interpreter runs); overrides `OTEL_SERVICE_NAME`.
@@ -269,7 +225,7 @@ impl OtlpArgs {
             (None, None) => None,
         };
         let enabled = self.otlp
-            || file.is_some()
+            || file.is_some_and(|f| f.enabled != Some(false))
             || self.otlp_endpoint.is_some()
             || ["OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"]
                 .iter()
@@ -287,12 +243,17 @@ impl OtlpArgs {
             service_name: self.service_name.or(from_file.service_name),
         };
         let mut config = OtlpConfig::resolve(&flags, env).map_err(ConfigError::Otlp)?;
-        let interval = if self.otlp_metrics_interval == DEFAULT_METRICS_INTERVAL {
-            from_file.metrics_interval_seconds.unwrap_or(DEFAULT_METRICS_INTERVAL)
-        } else {
-            self.otlp_metrics_interval
-        };
-        config.metrics_interval = std::time::Duration::from_secs(interval.max(1));
+        let interval = self
+            .otlp_metrics_interval
+            .or(from_file.metrics_interval_seconds)
+            .unwrap_or(DEFAULT_METRICS_INTERVAL);
+        if interval == 0 {
+            return Err(ConfigError::Invalid {
+                setting: "--otlp-metrics-interval / otlp.metrics_interval_seconds".to_owned(),
+                problem: "0 is not a number of seconds above zero".to_owned(),
+            });
+        }
+        config.metrics_interval = std::time::Duration::from_secs(interval);
         if from_file.certificate.is_some() {
             config.ca_certificate = from_file.certificate;
         }
@@ -316,8 +277,12 @@ pub struct ReplayArgs {
     pub file: PathBuf,
 
     /// Where to write exchanges as JSON Lines (`-` for stdout, the default).
-    #[arg(long, short, value_name = "FILE", default_value = "-")]
-    pub output: String,
+    #[arg(long, short, value_name = "FILE")]
+    pub output: Option<String>,
+
+    /// YAML configuration file (as for `run`; its analysis settings and policy apply).
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
 
     #[command(flatten)]
     pub analysis: AnalysisArgs,
@@ -354,6 +319,9 @@ pub struct RunConfig {
     pub record: Option<PathBuf>,
     pub capture: CaptureConfig,
     pub analysis: AnalysisConfig,
+    pub kubernetes: KubernetesConfig,
+    /// The config file's log filter.
+    pub log: Option<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -361,41 +329,90 @@ pub struct ReplayConfig {
     pub input: PathBuf,
     pub output: Output,
     pub analysis: AnalysisConfig,
+    /// The config file's log filter.
+    pub log: Option<String>,
+}
+
+/// Whether and how pods are looked up in the Kubernetes API.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KubernetesConfig {
+    pub enabled: Toggle,
+    pub node_name: Option<String>,
 }
 
 #[derive(Debug, Error, PartialEq, Eq)]
 pub enum ConfigError {
-    #[error("--ring-buffer-mib: {0} is not a power of two between 1 and 1024")]
-    RingBuffer(u32),
-    #[error("--max-connections: {0} is outside 16..=1048576")]
-    MaxConnections(u32),
-    #[error("--max-body-bytes: {0} is above 16777216")]
-    MaxBody(usize),
-    #[error("--max-buffered-mib: {0} is outside 1..=65536")]
-    MaxBuffered(u32),
-    #[error("--output: empty path")]
-    EmptyOutput,
+    /// `setting` names where the value came from: the flag, or the key and its file.
+    #[error("{setting}: {problem}")]
+    Invalid { setting: String, problem: String },
     #[error("config file {path}: {problem}")]
     File { path: PathBuf, problem: String },
     #[error("OTLP: {0}")]
     Otlp(#[source] OtlpConfigError),
 }
 
+/// A setting's value and where it came from, so that an error names what the user wrote.
+struct Pick<T> {
+    value: T,
+    setting: String,
+}
+
+/// Flag over file over default.
+fn pick<T>(
+    flag: Option<T>,
+    from_file: Option<T>,
+    default: T,
+    (flag_name, key): (&str, &str),
+    file: Option<&std::path::Path>,
+) -> Pick<T> {
+    match (flag, from_file, file) {
+        (Some(value), _, _) => Pick { value, setting: flag_name.to_owned() },
+        (None, Some(value), Some(path)) => Pick { value, setting: format!("{key} (in {})", path.display()) },
+        _ => Pick { value: default, setting: format!("{flag_name} default") },
+    }
+}
+
+impl<T> Pick<T> {
+    fn check(
+        self,
+        ok: impl FnOnce(&T) -> bool,
+        problem: impl FnOnce(&T) -> String,
+    ) -> Result<T, ConfigError> {
+        if ok(&self.value) {
+            Ok(self.value)
+        } else {
+            Err(ConfigError::Invalid { problem: problem(&self.value), setting: self.setting })
+        }
+    }
+}
+
+/// A list setting: the flags replace the file's list when any is given.
+fn list<T: Clone>(flags: Vec<T>, from_file: &[T]) -> Vec<T> {
+    if flags.is_empty() { from_file.to_vec() } else { flags }
+}
+
+/// The configuration file named by `--config`, loaded and validated.
+fn load(path: Option<&std::path::Path>) -> Result<Option<ConfigFile>, ConfigError> {
+    path.map(ConfigFile::load).transpose()
+}
+
 impl TryFrom<RunArgs> for RunConfig {
     type Error = ConfigError;
 
     fn try_from(args: RunArgs) -> Result<Self, ConfigError> {
-        let capture = capture(args.capture)?;
-        let file = args.analysis.config.as_deref().map(ConfigFile::load).transpose()?;
-        let otlp =
-            args.otlp.resolve(file.as_ref().and_then(|f| f.otlp.as_ref()), &|k| std::env::var(k).ok())?;
-        let mut analysis = analysis(args.analysis, capture.max_connections, file.as_ref())?;
+        let path = args.capture.config.clone();
+        let f = load(path.as_deref())?.unwrap_or_default();
+        let capture = capture(args.capture, &f, path.as_deref())?;
+        let otlp = args.otlp.resolve(f.otlp.as_ref(), &|k| std::env::var(k).ok())?;
+        let mut analysis = analysis(args.analysis, capture.max_connections, &f, path.as_deref())?;
         analysis.detect.state_dir.get_or_insert_with(|| PathBuf::from(DEFAULT_STATE_DIR));
         Ok(RunConfig {
-            output: Some(output(&args.output)?),
+            kubernetes: kubernetes(&f),
+            output: Some(output(args.output.as_deref().or(f.output.as_deref()))?),
             otlp,
-            metrics_addr: args.metrics_addr,
-            record: args.record,
+            metrics_addr: args.metrics_addr.or(f.metrics_addr),
+            record: args.record.or(f.record),
+            log: f.log,
             analysis,
             capture,
         })
@@ -406,20 +423,23 @@ impl TryFrom<RecordArgs> for RunConfig {
     type Error = ConfigError;
 
     fn try_from(args: RecordArgs) -> Result<Self, ConfigError> {
-        let capture = capture(args.capture)?;
+        let path = args.capture.config.clone();
+        let f = load(path.as_deref())?.unwrap_or_default();
+        let capture = capture(args.capture, &f, path.as_deref())?;
         let defaults = AnalysisArgs {
-            max_body_bytes: 65_536,
-            max_buffered_mib: 256,
+            max_body_bytes: None,
+            max_buffered_mib: None,
             openapi: Vec::new(),
             state_dir: None,
-            config: None,
         };
         Ok(RunConfig {
             output: None,
             otlp: None,
             metrics_addr: None,
             record: Some(args.out),
-            analysis: analysis(defaults, capture.max_connections, None)?,
+            kubernetes: kubernetes(&f),
+            log: f.log.clone(),
+            analysis: analysis(defaults, capture.max_connections, &ConfigFile::default(), None)?,
             capture,
         })
     }
@@ -429,65 +449,100 @@ impl TryFrom<ReplayArgs> for ReplayConfig {
     type Error = ConfigError;
 
     fn try_from(args: ReplayArgs) -> Result<Self, ConfigError> {
+        let f = load(args.config.as_deref())?.unwrap_or_default();
         Ok(ReplayConfig {
             input: args.file,
-            output: output(&args.output)?,
-            analysis: {
-                let file = args.analysis.config.as_deref().map(ConfigFile::load).transpose()?;
-                analysis(args.analysis, 1 << 20, file.as_ref())?
-            },
+            output: output(args.output.as_deref().or(f.output.as_deref()))?,
+            analysis: analysis(args.analysis, 1 << 20, &f, args.config.as_deref())?,
+            log: f.log,
         })
     }
 }
 
-fn capture(args: CaptureArgs) -> Result<CaptureConfig, ConfigError> {
-    if !args.ring_buffer_mib.is_power_of_two() || args.ring_buffer_mib > 1024 {
-        return Err(ConfigError::RingBuffer(args.ring_buffer_mib));
-    }
-    if !(16..=1 << 20).contains(&args.max_connections) {
-        return Err(ConfigError::MaxConnections(args.max_connections));
-    }
+fn capture(
+    args: CaptureArgs,
+    f: &ConfigFile,
+    path: Option<&std::path::Path>,
+) -> Result<CaptureConfig, ConfigError> {
+    let ring_buffer_mib =
+        pick(args.ring_buffer_mib, f.ring_buffer_mib, 16, ("--ring-buffer-mib", "ring_buffer_mib"), path)
+            .check(
+                |v| v.is_power_of_two() && *v <= 1024,
+                |v| format!("{v} is not a power of two between 1 and 1024"),
+            )?;
+    let max_connections =
+        pick(args.max_connections, f.max_connections, 65_536, ("--max-connections", "max_connections"), path)
+            .check(|v| (16..=1 << 20).contains(v), |v| format!("{v} is outside 16..=1048576"))?;
     Ok(CaptureConfig {
-        filter: Filter { pids: args.pids, ports: args.ports },
-        ring_buffer_bytes: args.ring_buffer_mib << 20,
-        max_connections: args.max_connections,
+        filter: Filter { pids: list(args.pids, &f.pids), ports: list(args.ports, &f.ports) },
+        ring_buffer_bytes: ring_buffer_mib << 20,
+        max_connections,
     })
 }
 
 fn analysis(
     args: AnalysisArgs,
     max_connections: u32,
-    file: Option<&ConfigFile>,
+    f: &ConfigFile,
+    path: Option<&std::path::Path>,
 ) -> Result<AnalysisConfig, ConfigError> {
-    if args.max_body_bytes > 16 << 20 {
-        return Err(ConfigError::MaxBody(args.max_body_bytes));
-    }
-    if !(1..=65_536).contains(&args.max_buffered_mib) {
-        return Err(ConfigError::MaxBuffered(args.max_buffered_mib));
-    }
+    let max_body_bytes =
+        pick(args.max_body_bytes, f.max_body_bytes, 65_536, ("--max-body-bytes", "max_body_bytes"), path)
+            .check(|v| *v <= 16 << 20, |v| format!("{v} is above 16777216"))?;
+    let max_buffered_mib = pick(
+        args.max_buffered_mib,
+        f.max_buffered_mib,
+        256,
+        ("--max-buffered-mib", "max_buffered_mib"),
+        path,
+    )
+    .check(|v| (1..=65_536).contains(v), |v| format!("{v} is outside 1..=65536"))?;
     Ok(AnalysisConfig {
-        max_body_bytes: args.max_body_bytes,
-        max_buffered_bytes: u64::from(args.max_buffered_mib) << 20,
+        max_body_bytes,
+        max_buffered_bytes: u64::from(max_buffered_mib) << 20,
         max_connections: max_connections as usize,
         detect: DetectConfig {
-            openapi: args.openapi,
-            state_dir: args.state_dir,
-            sensitive: file.map(|f| f.sensitive.clone()).unwrap_or_default(),
+            openapi: list(args.openapi, &f.openapi),
+            state_dir: args.state_dir.or_else(|| f.state_dir.clone()),
+            sensitive: f.sensitive.clone(),
         },
     })
 }
 
-fn output(arg: &str) -> Result<Output, ConfigError> {
-    match arg {
-        "-" => Ok(Output::Stdout),
-        "" => Err(ConfigError::EmptyOutput),
-        path => Ok(Output::File(PathBuf::from(path))),
+fn kubernetes(f: &ConfigFile) -> KubernetesConfig {
+    KubernetesConfig {
+        enabled: f.kubernetes.enabled.unwrap_or_default(),
+        node_name: f.kubernetes.node_name.clone(),
     }
 }
 
-pub fn init_logging(cli: &Cli) {
+/// `apisense config check FILE`: the file as `run --config FILE` would take it, every value
+/// validated, without starting anything.
+pub fn check(path: &std::path::Path) -> Result<(), ConfigError> {
+    let command_line =
+        [std::ffi::OsStr::new("apisense"), "run".as_ref(), "--config".as_ref(), path.as_os_str()];
+    let Ok(Cli { command: Command::Run(args), .. }) = Cli::try_parse_from(command_line) else {
+        return Err(ConfigError::File { path: path.to_path_buf(), problem: "not a usable path".to_owned() });
+    };
+    RunConfig::try_from(args).map(drop)
+}
+
+fn output(arg: Option<&str>) -> Result<Output, ConfigError> {
+    match arg {
+        None | Some("-") => Ok(Output::Stdout),
+        Some("") => Err(ConfigError::Invalid {
+            setting: "--output".to_owned(),
+            problem: "empty path (use - for stdout)".to_owned(),
+        }),
+        Some(path) => Ok(Output::File(PathBuf::from(path))),
+    }
+}
+
+/// Starts logging with the flag's (or `RUST_LOG`'s) filter, else the config file's, else `info`.
+pub fn init_logging(flag: Option<&str>, from_file: Option<&str>) {
+    let filter = flag.or(from_file).unwrap_or("info");
     env_logger::Builder::new()
-        .parse_filters(&cli.log)
+        .parse_filters(filter)
         .format_timestamp_millis()
         .target(env_logger::Target::Stderr)
         .init();
@@ -515,10 +570,15 @@ mod tests {
 
     #[test]
     fn bad_values_name_the_flag() {
-        assert_eq!(args(&["--ring-buffer-mib", "3"]).unwrap_err(), ConfigError::RingBuffer(3));
-        assert!(args(&["--max-connections", "1"]).unwrap_err().to_string().contains("--max-connections"));
-        assert_eq!(args(&["--output", ""]).unwrap_err(), ConfigError::EmptyOutput);
-        assert_eq!(args(&["--max-buffered-mib", "0"]).unwrap_err(), ConfigError::MaxBuffered(0));
+        let e = |argv: &[&str]| args(argv).unwrap_err().to_string();
+        assert_eq!(
+            e(&["--ring-buffer-mib", "3"]),
+            "--ring-buffer-mib: 3 is not a power of two between 1 and 1024"
+        );
+        assert!(e(&["--max-connections", "1"]).starts_with("--max-connections: 1 "));
+        assert!(e(&["--output", ""]).starts_with("--output: empty path"));
+        assert!(e(&["--max-buffered-mib", "0"]).starts_with("--max-buffered-mib: 0 "));
+        assert!(e(&["--otlp", "--otlp-metrics-interval", "0"]).contains("otlp-metrics-interval"));
     }
 
     #[test]
@@ -588,6 +648,7 @@ mod tests {
     #[test]
     fn otlp_from_the_config_file_under_flags() {
         let file = OtlpFileConfig {
+            enabled: None,
             endpoint: Some("http://collector:4317".into()),
             protocol: Some("grpc".into()),
             headers: [("x-team".to_owned(), "sec".to_owned())].into(),
@@ -610,8 +671,137 @@ mod tests {
             args(&["--otlp-endpoint", "http://flag:4317"]).resolve(Some(&file), &|_| None).unwrap().unwrap();
         assert_eq!(c.endpoint, "http://flag:4317", "flags win");
         assert!(args(&[]).resolve(None, &|_| None).unwrap().is_none(), "off unless asked");
+        let off = OtlpFileConfig { enabled: Some(false), ..file.clone() };
+        assert!(args(&[]).resolve(Some(&off), &|_| None).unwrap().is_none(), "enabled: false");
+        assert!(args(&["--otlp"]).resolve(Some(&off), &|_| None).unwrap().is_some(), "the flag wins");
         let bad = OtlpFileConfig { protocol: Some("smoke".into()), ..file };
         assert!(args(&[]).resolve(Some(&bad), &|_| None).unwrap_err().to_string().contains("otlp.protocol"));
+    }
+
+    fn temp_dir(name: &str) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("apisense-config-{name}-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        dir
+    }
+
+    #[test]
+    fn every_setting_from_the_file_and_flags_override() {
+        let dir = temp_dir("full");
+        let path = dir.join("apisense.yaml");
+        std::fs::write(
+            &path,
+            "log: debug\noutput: out.jsonl\nrecord: /tmp/rec\nmetrics_addr: 127.0.0.1:9464\n\
+             ports: [443, 8443]\npids: [7]\nring_buffer_mib: 64\nmax_connections: 1024\n\
+             max_body_bytes: 4096\nmax_buffered_mib: 32\nopenapi: [specs]\nstate_dir: state\n\
+             kubernetes:\n  enabled: false\n  node_name: node-a\n\
+             otlp:\n  endpoint: http://collector:4317\n",
+        )
+        .unwrap();
+        let config = path.to_str().unwrap();
+        let c = args(&["--config", config]).unwrap();
+        assert_eq!(c.log.as_deref(), Some("debug"));
+        assert_eq!(c.output, Some(Output::File(dir.join("out.jsonl"))), "relative to the file");
+        assert_eq!(c.record, Some(PathBuf::from("/tmp/rec")));
+        assert_eq!(c.metrics_addr, Some("127.0.0.1:9464".parse().unwrap()));
+        assert_eq!(c.capture.filter.ports, [443, 8443]);
+        assert_eq!(c.capture.filter.pids, [7]);
+        assert_eq!(c.capture.ring_buffer_bytes, 64 << 20);
+        assert_eq!(c.capture.max_connections, 1024);
+        assert_eq!(c.analysis.max_body_bytes, 4096);
+        assert_eq!(c.analysis.max_buffered_bytes, 32 << 20);
+        assert_eq!(c.analysis.detect.openapi, [dir.join("specs")]);
+        assert_eq!(c.analysis.detect.state_dir, Some(dir.join("state")));
+        assert_eq!(
+            c.kubernetes,
+            KubernetesConfig { enabled: Toggle::False, node_name: Some("node-a".into()) }
+        );
+        assert_eq!(c.otlp.unwrap().endpoint, "http://collector:4317");
+
+        let c = args(&[
+            "--config",
+            config,
+            "--port",
+            "80",
+            "-o",
+            "-",
+            "--ring-buffer-mib",
+            "8",
+            "--max-body-bytes",
+            "1",
+        ])
+        .unwrap();
+        assert_eq!(c.capture.filter.ports, [80], "a flag list replaces the file's");
+        assert_eq!(c.capture.filter.pids, [7]);
+        assert_eq!(c.output, Some(Output::Stdout));
+        assert_eq!(c.capture.ring_buffer_bytes, 8 << 20);
+        assert_eq!(c.analysis.max_body_bytes, 1);
+        assert_eq!(c.analysis.max_buffered_bytes, 32 << 20);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn bad_values_in_the_file_name_the_key_and_the_file() {
+        let dir = temp_dir("bad");
+        let path = dir.join("bad.yaml");
+        let check = |yaml: &str, expect: &[&str]| {
+            std::fs::write(&path, yaml).unwrap();
+            let e = args(&["--config", path.to_str().unwrap()]).unwrap_err().to_string();
+            assert!(expect.iter().all(|x| e.contains(x)), "{yaml:?}: {e}");
+        };
+        check("ring_buffer_mib: 3\n", &["ring_buffer_mib", "bad.yaml", "power of two"]);
+        check("max_connections: 2\n", &["max_connections", "bad.yaml"]);
+        check("ports: [99999]\n", &["bad.yaml", "ports"]);
+        check("metrics_addr: nowhere\n", &["bad.yaml", "metrics_addr"]);
+        check("output: ''\n", &["bad.yaml", "output"]);
+        check("kubernetes:\n  enabled: maybe\n", &["bad.yaml", "enabled"]);
+        check("otlp:\n  endpoint: ftp://x\n", &["ftp://x"]);
+        check("ring_bufer_mib: 4\n", &["bad.yaml", "unknown field", "ring_bufer_mib"]);
+        std::fs::write(&path, "max_buffered_mib: 0\n").unwrap();
+        assert!(super::check(&path).unwrap_err().to_string().contains("max_buffered_mib (in "));
+        std::fs::write(&path, "max_buffered_mib: 1\n").unwrap();
+        assert_eq!(super::check(&path), Ok(()));
+        // A flag fixes what the file got wrong only where it gives the value.
+        std::fs::write(&path, "ring_buffer_mib: 3\n").unwrap();
+        assert!(args(&["--config", path.to_str().unwrap(), "--ring-buffer-mib", "4"]).is_ok());
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    /// Every flag of `run` has a key in the file: adding a flag without one fails here.
+    #[test]
+    fn every_run_flag_has_a_config_key() {
+        use clap::CommandFactory as _;
+        let cli = Cli::command();
+        let run = cli.find_subcommand("run").unwrap();
+        // Flags whose key differs from the flag's name in snake case.
+        let renamed: &[(&str, &str)] = &[
+            ("port", "ports"),
+            ("pid", "pids"),
+            ("otlp", "otlp:\n  enabled"),
+            ("otlp-endpoint", "otlp:\n  endpoint"),
+            ("otlp-protocol", "otlp:\n  protocol"),
+            ("otlp-header", "otlp:\n  headers"),
+            ("otlp-compression", "otlp:\n  compression"),
+            ("otlp-metrics-interval", "otlp:\n  metrics_interval_seconds"),
+            ("service-name", "otlp:\n  service_name"),
+        ];
+        let mut checked = 0;
+        for arg in run.get_arguments() {
+            let Some(long) = arg.get_long() else { continue };
+            if matches!(long, "config" | "help") {
+                continue;
+            }
+            let key = renamed
+                .iter()
+                .find(|(f, _)| *f == long)
+                .map_or_else(|| long.replace('-', "_"), |(_, k)| (*k).to_owned());
+            let e = serde_norway::from_str::<ConfigFile>(&format!("{key}: ~\n")).err().map(|e| e.to_string());
+            assert!(
+                !e.as_deref().unwrap_or("").contains("unknown field"),
+                "--{long} has no config key {key:?}: {e:?}"
+            );
+            checked += 1;
+        }
+        assert!(checked >= 18, "only {checked} flags seen");
     }
 
     #[test]
