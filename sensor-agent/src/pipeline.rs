@@ -30,6 +30,7 @@ use crate::{
         enrich::{EnrichStats, Enricher},
         loader::{self, LoadOptions},
         losses::{self, KernelCounters},
+        pods::{self, PodDirectory},
         recording,
         tls_libs::{TlsAttacher, TlsStats},
     },
@@ -141,6 +142,7 @@ async fn run_live(config: RunConfig) -> anyhow::Result<()> {
         Some(_) => Some(Analysis::new(&config.analysis, clock)?),
         None => None,
     };
+    let pods = pods::start(&config.kubernetes).await.context("pod identity")?;
     let probes = loader::load(&LoadOptions {
         ring_buffer_bytes: config.capture.ring_buffer_bytes,
         max_connections: config.capture.max_connections,
@@ -211,7 +213,7 @@ async fn run_live(config: RunConfig) -> anyhow::Result<()> {
                 }
                 if let Some(analysis) = analysis.as_mut() {
                     forget_closed(&mut capture, analysis);
-                    deliver(analysis, otlp.as_mut(), &capture_to_export, &mut export_dropped);
+                    deliver(analysis, otlp.as_mut(), pods.as_ref(), &capture_to_export, &mut export_dropped);
                 }
                 mute(&mut conns, capture.enrich.take_mutes());
             }
@@ -219,7 +221,7 @@ async fn run_live(config: RunConfig) -> anyhow::Result<()> {
                 if let Some(analysis) = analysis.as_mut() {
                     analysis.tick(monotonic_ns());
                     forget_closed(&mut capture, analysis);
-                    deliver(analysis, otlp.as_mut(), &capture_to_export, &mut export_dropped);
+                    deliver(analysis, otlp.as_mut(), pods.as_ref(), &capture_to_export, &mut export_dropped);
                 }
                 capture.flush_recording();
                 let kernel = losses::read(&counters);
@@ -243,7 +245,7 @@ async fn run_live(config: RunConfig) -> anyhow::Result<()> {
     }
     if let Some(analysis) = analysis.as_mut() {
         analysis.shutdown();
-        deliver(analysis, otlp.as_mut(), &capture_to_export, &mut export_dropped);
+        deliver(analysis, otlp.as_mut(), pods.as_ref(), &capture_to_export, &mut export_dropped);
         analysis.persist();
     }
     capture.flush_recording();
@@ -316,10 +318,16 @@ struct Summary {
 fn deliver(
     analysis: &mut Analysis,
     mut otlp: Option<&mut otlp::OtlpSender>,
+    pods: Option<&PodDirectory>,
     jsonl: &mpsc::Sender<ExchangeRecord>,
     dropped: &mut u64,
 ) {
-    analysis.drain(&mut |record| {
+    analysis.drain(&mut |mut record| {
+        // Looked up at export, not at connection open: a pod's status lists its container ids
+        // only after they started, often after their first connection.
+        if let (Some(pods), Some(id)) = (pods, record.container_id.as_deref()) {
+            record.k8s = pods.lookup(id);
+        }
         if let Some(otlp) = otlp.as_mut() {
             otlp.send(&record);
         }

@@ -36,3 +36,23 @@ fn unwritable_output_fails_before_attaching() {
     assert!(!ok);
     assert!(text.contains("opening output"), "{text}");
 }
+
+/// Root without `CAP_BPF` (a container that dropped it): the error names what is missing.
+#[test]
+fn kernel_missing_capabilities_are_named() {
+    if !crate::harness::kernel_available("kernel_missing_capabilities_are_named") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let out = Command::new("setpriv")
+        .args(["--bounding-set", "-bpf,-perfmon,-sys_admin"])
+        .arg(agent_bin())
+        .args(["run", "--output", "-", "--state-dir"])
+        .arg(dir.path())
+        .output()
+        .expect("running setpriv (util-linux)");
+    let text = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{text}");
+    assert!(text.contains("missing capabilities: CAP_BPF, CAP_PERFMON"), "{text}");
+    assert!(!text.contains("CAP_SYS_PTRACE"), "it still has SYS_PTRACE: {text}");
+}

@@ -8,6 +8,7 @@ mod harness;
 
 mod cli;
 mod inventory;
+mod kubernetes;
 mod otlp;
 mod plaintext;
 mod replay;

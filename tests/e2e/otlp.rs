@@ -71,14 +71,14 @@ impl LogsService for Received {
 }
 
 /// An OTLP/gRPC receiver on `port`, running until dropped.
-struct Receiver {
+pub(crate) struct Receiver {
     received: Received,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     thread: Option<thread::JoinHandle<()>>,
 }
 
 impl Receiver {
-    fn start(port: u16) -> Receiver {
+    pub(crate) fn start(port: u16) -> Receiver {
         Self::start_with(port, None)
     }
 
@@ -143,7 +143,7 @@ impl Receiver {
             .collect()
     }
 
-    fn wait_spans(
+    pub(crate) fn wait_spans(
         &self,
         what: &str,
         done: impl Fn(&[(Vec<KeyValue>, Span)]) -> bool,
@@ -218,7 +218,7 @@ fn attr<'a>(attrs: &'a [KeyValue], key: &str) -> Option<&'a Value> {
     attrs.iter().find(|kv| kv.key == key).and_then(|kv| kv.value.as_ref()).and_then(|v| v.value.as_ref())
 }
 
-fn attr_str<'a>(attrs: &'a [KeyValue], key: &str) -> &'a str {
+pub(crate) fn attr_str<'a>(attrs: &'a [KeyValue], key: &str) -> &'a str {
     match attr(attrs, key) {
         Some(Value::StringValue(s)) => s,
         _ => "",

@@ -10,6 +10,7 @@ pub mod enrich;
 pub mod event;
 pub mod loader;
 pub mod losses;
+pub mod pods;
 pub mod procinfo;
 pub mod recording;
 pub mod tls_libs;

@@ -40,7 +40,7 @@ impl ProcCache {
             .or_insert_with(|| {
                 let cmdline = fs::read(format!("/proc/{tgid}/cmdline")).unwrap_or_default();
                 let cgroup = fs::read_to_string(format!("/proc/{tgid}/cgroup")).unwrap_or_default();
-                (service_name(&cmdline, comm), container_id(&cgroup))
+                (service_name(&cmdline, comm), super::container::identify(&cgroup).map(|c| c.id))
             })
             .clone()
     }
@@ -113,18 +113,6 @@ pub fn service_name(cmdline: &[u8], comm: &str) -> String {
         }
     }
     program
-}
-
-/// The container id in a `/proc/PID/cgroup` (v1 or v2; docker, containerd, CRI-O paths): the
-/// last 64-hex-digit token of the path.
-#[must_use]
-pub fn container_id(cgroup: &str) -> Option<String> {
-    cgroup.lines().rev().find_map(|line| {
-        let path = line.splitn(3, ':').nth(2)?;
-        path.rsplit(['/', '-', '.', ':'])
-            .find(|t| t.len() == 64 && t.bytes().all(|b| b.is_ascii_hexdigit()))
-            .map(str::to_owned)
-    })
 }
 
 /// Whether fd is (still) a socket; `None` when the process or fd is gone.
@@ -220,23 +208,6 @@ mod tests {
         assert_eq!(service_name(&[], "kworker"), "kworker");
         assert_eq!(service_name(&cmd(&["python3", "-c", "import os\nprint(1)"]), "python3"), "python3");
         assert_eq!(service_name(&cmd(&["node", "-e", "require('x')"]), "node"), "node");
-    }
-
-    #[test]
-    fn container_ids_from_real_cgroup_formats() {
-        let id = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
-        let v2_containerd = format!(
-            "0::/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod1234.slice/cri-containerd-{id}.scope\n"
-        );
-        let v2_docker = format!("0::/system.slice/docker-{id}.scope\n");
-        let v1_docker = format!("12:memory:/docker/{id}\n11:cpu,cpuacct:/docker/{id}\n");
-        let crio = format!("0::/kubepods.slice/kubepods-pod99.slice/crio-{id}.scope\n");
-        let v1_kube = format!("4:pids:/kubepods/besteffort/pod5a6b/{id}\n");
-        for text in [v2_containerd, v2_docker, v1_docker, crio, v1_kube] {
-            assert_eq!(container_id(&text).as_deref(), Some(id), "{text}");
-        }
-        assert_eq!(container_id("0::/user.slice/user-0.slice/session-1.scope\n"), None);
-        assert_eq!(container_id("garbage"), None);
     }
 
     #[test]

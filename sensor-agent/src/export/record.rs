@@ -6,7 +6,7 @@ use serde::Serialize;
 
 use super::clock::Clock;
 use crate::{
-    capture::ConnMeta,
+    capture::{ConnMeta, pods::PodInfo},
     detect::{
         Assessment,
         sensitive::{Finding, mask},
@@ -29,6 +29,10 @@ pub struct ExchangeRecord {
     pub service: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub container_id: Option<String>,
+    /// The pod the container belongs to, from the Kubernetes API (namespace, pod, uid, node,
+    /// container name, labels).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub k8s: Option<Arc<PodInfo>>,
     pub local: Option<String>,
     pub remote: Option<String>,
     pub conn_id: u64,
@@ -115,6 +119,7 @@ impl ExchangeRecord {
             exe: meta.exe.clone(),
             service: meta.service.clone(),
             container_id: meta.container_id.clone(),
+            k8s: None,
             local: meta.local.map(|a| a.to_string()),
             remote: meta.remote.map(|a| a.to_string()),
             conn_id: meta.conn_id,

@@ -30,6 +30,16 @@ pub fn resource(record: &ExchangeRecord, service_override: Option<&str>, host_na
     if let Some(id) = &meta.container_id {
         attributes.push(kv_str("container.id", id));
     }
+    if let Some(pod) = &record.k8s {
+        attributes.extend([
+            kv_str("k8s.namespace.name", &pod.namespace),
+            kv_str("k8s.pod.name", &pod.pod),
+            kv_str("k8s.pod.uid", &pod.pod_uid),
+            kv_str("k8s.node.name", &pod.node),
+            kv_str("k8s.container.name", &pod.container),
+        ]);
+        attributes.extend(pod.labels.iter().map(|(k, v)| kv_str(&format!("k8s.pod.label.{k}"), v)));
+    }
     Resource { attributes, ..Resource::default() }
 }
 
