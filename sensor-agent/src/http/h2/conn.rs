@@ -125,7 +125,9 @@ impl H2Connection {
             Start::Preface | Start::Upgrade => {
                 (Read::Preface { matched: 0 }, Read::Header { buf: [0; 9], have: 0 })
             }
-            Start::MidConnection => (Read::Lost { buf: Vec::new() }, Read::Lost { buf: Vec::new() }),
+            // The response side may have decided (a server sends its SETTINGS before reading
+            // anything): the request side can still begin with the preface.
+            Start::MidConnection => (Read::Preface { matched: 0 }, Read::Lost { buf: Vec::new() }),
         };
         let stats = H2Stats {
             connections: 1,
@@ -252,6 +254,8 @@ impl H2Connection {
                 let n = want.len().min(input.len());
                 if input.get(..n) != want.get(..n) {
                     // Not the preface after all: find frames the hard way.
+                    let matched = *matched as u64;
+                    self.stats.skipped(matched);
                     self.lose_framing(side, ts, out);
                     return Step::Used(0);
                 }

@@ -5,10 +5,12 @@
 /// The client connection preface (RFC 9113 §3.4).
 pub(crate) const PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 pub(crate) const HEADER_LEN: usize = 9;
-/// Largest frame length a plausibility check accepts where framing is unknown. Peers may raise
-/// `SETTINGS_MAX_FRAME_SIZE` up to 2^24-1, but real stacks stay at or below 1 MiB, and a smaller
-/// bound makes a false match on arbitrary bytes far less likely.
-pub(crate) const PLAUSIBLE_MAX_LEN: u32 = 1 << 20;
+/// Largest frame length a plausibility check accepts where framing is unknown: the protocol's
+/// default `SETTINGS_MAX_FRAME_SIZE`. Peers may raise it, but most never do and every peer sends
+/// frames this small too (SETTINGS, HEADERS, `WINDOW_UPDATE`), so framing is still found; a larger
+/// bound would let text such as the preface's `\n\r\n` pass as a length and stall the search
+/// waiting for a frame that never comes.
+pub(crate) const PLAUSIBLE_MAX_LEN: u32 = 16_384;
 
 pub(crate) const END_STREAM: u8 = 0x1;
 pub(crate) const ACK: u8 = 0x1;

@@ -534,6 +534,25 @@ fn h2c_upgrade_continues_as_http2() {
 }
 
 #[test]
+fn server_settings_before_the_client_preface() {
+    // nginx sends its SETTINGS as soon as TLS is up, before it reads the client's preface.
+    let mut w = Wire::new();
+    w.write(StreamSide::Response, frame::encode(SETTINGS, 0, 0, &[0, 3, 0, 0, 0, 128, 0, 4, 0, 1, 0, 0]));
+    w.write(StreamSide::Response, frame::encode(WINDOW, 0, 0, &[0, 0x7f, 0, 0]));
+    let mut first = PREFACE.to_vec();
+    first.extend(frame::encode(SETTINGS, 0, 0, &[0, 2, 0, 0, 0, 0]));
+    w.write(StreamSide::Request, first);
+    w.get(1, "/first");
+    w.ok(1, b"body");
+    let (out, conn) = w.run();
+    assert_eq!(out.len(), 1);
+    assert_eq!(out[0].request.as_ref().unwrap().target, "/first");
+    assert!(out[0].response.as_ref().unwrap().body.complete);
+    let s = h2(&conn);
+    assert_eq!((s.bytes_skipped, s.resyncs), (0, 0), "{s:?}");
+}
+
+#[test]
 fn http1_is_still_http1() {
     let mut conn = Connection::new(Limits::default());
     let mut out = Vec::new();
