@@ -101,6 +101,7 @@ fn judge(chain: Chain) -> Verdict {
 /// One connection's HTTP parser, whichever version it turns out to be.
 #[derive(Debug)]
 pub struct Connection {
+    limits: Limits,
     h2_limits: H2Limits,
     undecided: Option<Undecided>,
     http1: HttpConnection,
@@ -116,6 +117,7 @@ impl Connection {
     #[must_use]
     pub fn with_h2_limits(limits: Limits, h2_limits: H2Limits) -> Self {
         Connection {
+            limits,
             h2_limits,
             undecided: Some(Undecided::default()),
             http1: HttpConnection::new(limits),
@@ -172,6 +174,19 @@ impl Connection {
             Some(h2) => h2.close(ts_ns, out),
             None => self.http1.close(ts_ns, out),
         }
+    }
+
+    /// A parser for the rest of this connection, after this one was given up (memory budget):
+    /// an HTTP/2 connection stays HTTP/2, picked up as if joined mid-connection, since its
+    /// later bytes would never look like HTTP/1.
+    #[must_use]
+    pub fn reset(&self) -> Connection {
+        let mut fresh = Connection::with_h2_limits(self.limits, self.h2_limits);
+        if self.h2.is_some() {
+            fresh.undecided = None;
+            fresh.h2 = Some(Box::new(H2Connection::resumed(self.h2_limits)));
+        }
+        fresh
     }
 
     #[must_use]

@@ -118,7 +118,8 @@ impl HttpStage {
             }
             let Some(t) = self.conns.get_mut(&conn_id) else { continue };
             let mut exchanges = Vec::new();
-            let mut old = std::mem::replace(&mut t.conn, Connection::new(self.limits));
+            let fresh = t.conn.reset();
+            let mut old = std::mem::replace(&mut t.conn, fresh);
             old.close(t.last_ns, &mut exchanges);
             self.held -= t.held;
             t.held = 0;

@@ -148,6 +148,16 @@ impl H2Connection {
         }
     }
 
+    /// The same connection after its parser was given up (memory budget): framing and HPACK
+    /// state are unknown, and it is not counted again.
+    #[must_use]
+    pub fn resumed(limits: H2Limits) -> Self {
+        let mut conn = H2Connection::new(limits, Start::MidConnection);
+        conn.readers[0].state = Read::Lost { buf: Vec::new() };
+        conn.stats.connections = 0;
+        conn
+    }
+
     /// A connection upgraded from HTTP/1.1: `request` (which asked for h2c) is stream 1's, and
     /// `settings` the client's HTTP2-Settings payload (its SETTINGS frame without the header).
     #[must_use]

@@ -553,6 +553,30 @@ fn server_settings_before_the_client_preface() {
 }
 
 #[test]
+fn a_reset_http2_connection_stays_http2() {
+    let mut w = Wire::started();
+    w.get(1, "/before");
+    let mut conn = Connection::new(Limits::default());
+    let mut out = Vec::new();
+    for (side, b) in &w.writes {
+        conn.push(*side, Segment::Data { ts_ns: 1, bytes: Bytes::copy_from_slice(b) }, &mut out);
+    }
+    let mut fresh = conn.reset();
+    conn.close(2, &mut out);
+    assert_eq!(out.len(), 1, "the old parser reports what it had");
+    let mut w2 = Wire::new();
+    w2.client = std::mem::take(&mut w.client);
+    w2.get(3, "/after");
+    w2.ok(3, b"ok");
+    for (side, b) in &w2.writes {
+        fresh.push(*side, Segment::Data { ts_ns: 3, bytes: Bytes::copy_from_slice(b) }, &mut out);
+    }
+    assert_eq!(out.len(), 2);
+    assert_eq!(out[1].request.as_ref().unwrap().target, "/after");
+    assert_eq!(h2(&fresh).connections, 0, "not counted twice");
+}
+
+#[test]
 fn http1_is_still_http1() {
     let mut conn = Connection::new(Limits::default());
     let mut out = Vec::new();
