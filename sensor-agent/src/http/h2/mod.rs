@@ -36,6 +36,8 @@ pub(crate) mod hpack;
 mod stream;
 
 #[cfg(test)]
+mod interop_tests;
+#[cfg(test)]
 mod tests;
 
 pub use conn::{H2Connection, Start};
