@@ -314,6 +314,23 @@ struct Summary {
     otlp: Option<OtlpStatsSnapshot>,
 }
 
+/// HTTP/2 counters (`apisense_http2_*`), beside the HTTP/1 ones.
+fn http2_metrics(s: &mut metrics::Snapshot, h2: &crate::http::h2::H2Stats) {
+    s.counter("apisense_http2_connections_total", "Connections parsed as HTTP/2.", h2.connections);
+    s.counter("apisense_http2_streams_total", "HTTP/2 streams seen.", h2.streams);
+    s.counter("apisense_http2_resyncs_total", "Times HTTP/2 framing was lost and found again.", h2.resyncs);
+    s.counter(
+        "apisense_http2_hpack_undecodable_fields_total",
+        "Header fields referencing HPACK entries never seen (left out).",
+        h2.hpack_undecodable_fields,
+    );
+    let limits = "HTTP/2 limits reached.";
+    s.counter_with("apisense_http2_limit_total", limits, "limit=\"streams\"", h2.stream_cap_evictions);
+    s.counter_with("apisense_http2_limit_total", limits, "limit=\"held_bytes\"", h2.held_evictions);
+    s.counter_with("apisense_http2_limit_total", limits, "limit=\"header_list\"", h2.header_lists_too_large);
+    s.counter_with("apisense_http2_limit_total", limits, "limit=\"hpack_table\"", h2.hpack_table_capped);
+}
+
 /// Hands the exchanges the analysis finished to the exporters, never waiting on them.
 fn deliver(
     analysis: &mut Analysis,
@@ -439,6 +456,7 @@ fn metrics_snapshot(
             h.memory_resets,
         );
         s.gauge("apisense_http_held_bytes", "Bytes held by HTTP parsers.", h.held_bytes);
+        http2_metrics(&mut s, &h.h2);
         s.counter("apisense_detect_findings_total", "Sensitive-data findings.", a.findings);
         s.counter(
             "apisense_detect_inventory_dropped_total",

@@ -16,6 +16,10 @@ pub fn agent_bin() -> PathBuf {
     if let Some(bin) = std::env::var_os("APISENSE_BIN") {
         return PathBuf::from(bin);
     }
+    // Honour a target directory set for the build (relative ones are from the workspace root).
+    if let Some(dir) = std::env::var_os("CARGO_TARGET_DIR") {
+        return Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join(dir).join("debug/apisense");
+    }
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/debug/apisense")
 }
 
@@ -277,15 +281,21 @@ pub struct Nginx {
 }
 
 pub fn nginx(port: u16, files: &[(&str, &[u8])]) -> Nginx {
-    nginx_with(port, files, None)
+    nginx_with(port, files, None, false)
 }
 
 /// nginx over TLS with the given certificate.
 pub fn nginx_tls(port: u16, files: &[(&str, &[u8])], cert: &Cert) -> Nginx {
-    nginx_with(port, files, Some(cert))
+    nginx_with(port, files, Some(cert), false)
 }
 
-fn nginx_with(port: u16, files: &[(&str, &[u8])], cert: Option<&Cert>) -> Nginx {
+/// nginx speaking HTTP/2: over TLS (ALPN h2) with a certificate, else cleartext HTTP/2 with
+/// prior knowledge (h2c).
+pub fn nginx_http2(port: u16, files: &[(&str, &[u8])], cert: Option<&Cert>) -> Nginx {
+    nginx_with(port, files, cert, true)
+}
+
+fn nginx_with(port: u16, files: &[(&str, &[u8])], cert: Option<&Cert>, http2: bool) -> Nginx {
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path().join("www");
     std::fs::create_dir_all(&root).unwrap();
@@ -309,7 +319,7 @@ http {{
   uwsgi_temp_path {d}/uwsgi; scgi_temp_path {d}/scgi;
   default_type application/octet-stream;
   server {{
-    listen 127.0.0.1:{port}{ssl};
+    listen 127.0.0.1:{port}{ssl}{http2};
     {certs}
     root {root};
     location /api/ {{ default_type application/json; return 200 '{{\"ok\":true}}'; }}
@@ -318,6 +328,8 @@ http {{
 ",
         root = root.display(),
         ssl = if cert.is_some() { " ssl" } else { "" },
+        // nginx 1.22 (Debian 12) takes the listen parameter; `http2 on;` needs 1.25.
+        http2 = if http2 { " http2" } else { "" },
         certs = cert.map_or(String::new(), |c| format!(
             "ssl_certificate {}; ssl_certificate_key {};",
             c.cert.display(),

@@ -11,7 +11,8 @@ use anyhow::{Context as _, bail};
 
 use crate::setup;
 
-pub const TARGETS: &[&str] = &["http_stream", "stream_pipeline", "ring_record", "recording", "cgroup"];
+pub const TARGETS: &[&str] =
+    &["http_stream", "h2_stream", "stream_pipeline", "ring_record", "recording", "cgroup"];
 
 pub fn run(seconds: u32, only: Option<&str>) -> anyhow::Result<()> {
     ensure_cargo_fuzz()?;

@@ -95,7 +95,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             cmd.current_dir(&root)
                 .args(["test", "--workspace", "--exclude", "sensor-ebpf", "--"])
                 .args(&args)
-                .env("APISENSE_BIN", root.join("target/debug/apisense"))
+                .env("APISENSE_BIN", target_dir(&root).join("debug/apisense"))
                 // The end-to-end tests fail instead of skipping when they cannot load probes.
                 .env("APISENSE_E2E", "1");
             let status = cmd.status().context("running cargo test")?;
@@ -105,6 +105,11 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
     }
+}
+
+/// Where cargo builds: `CARGO_TARGET_DIR` (relative to the workspace root) or `target/`.
+fn target_dir(root: &std::path::Path) -> std::path::PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| root.join("target"), |d| root.join(d))
 }
 
 fn cargo(args: &[&str]) -> anyhow::Result<()> {

@@ -16,6 +16,9 @@ const BPF_LINKER_VERSION: &str = "0.13.0";
 /// Debian packages the end-to-end tests drive.
 const TEST_PACKAGES: &[(&str, &str)] =
     &[("nginx", "/usr/sbin/nginx"), ("curl", "/usr/bin/curl"), ("openssl", "/usr/bin/openssl")];
+/// Python modules the end-to-end tests import, with the package (from the Python package index) providing each (grpcio:
+/// a real gRPC server and client for the HTTP/2 tests).
+const TEST_PYTHON_MODULES: &[(&str, &str)] = &[("grpc", "grpcio")];
 
 pub fn workspace_root() -> anyhow::Result<PathBuf> {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -32,6 +35,7 @@ pub fn run(test_deps: bool) -> anyhow::Result<()> {
         mount_if_missing("bpf", "/sys/fs/bpf", "/sys/fs/bpf/.")?;
         if test_deps {
             ensure_packages()?;
+            ensure_python_modules()?;
         }
     } else {
         eprintln!("xtask: not root: skipping mounts and packages (running the sensor needs root)");
@@ -154,6 +158,21 @@ fn ensure_packages() -> anyhow::Result<()> {
     if status("apt-get", &args, &env).is_err() {
         status("apt-get", &["update"], &env)?;
         status("apt-get", &args, &env)?;
+    }
+    Ok(())
+}
+
+fn ensure_python_modules() -> anyhow::Result<()> {
+    for (module, package) in TEST_PYTHON_MODULES {
+        let present = Command::new("python3")
+            .args(["-c", &format!("import {module}")])
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success());
+        if !present {
+            eprintln!("xtask: installing the python package {package}");
+            status("python3", &["-m", "pip", "install", "--quiet", package], &[])?;
+        }
     }
     Ok(())
 }

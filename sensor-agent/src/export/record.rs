@@ -11,7 +11,7 @@ use crate::{
         Assessment,
         sensitive::{Finding, mask},
     },
-    http::{Anomaly, Body, Headers, Request, Response, Version, stage::Observed},
+    http::{Anomaly, Body, Exchange, Headers, Request, Response, Version, grpc, stage::Observed},
 };
 
 #[derive(Debug, Serialize)]
@@ -48,6 +48,9 @@ pub struct ExchangeRecord {
     /// `spec`, `operation_id` at the top level of the line).
     #[serde(flatten, skip_serializing_if = "Option::is_none")]
     pub endpoint: Option<EndpointRecord>,
+    /// The RPC a gRPC exchange made (absent for other traffic).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rpc: Option<RpcRecord>,
     /// Typed facts for other exporters (spans), not part of the JSON line.
     #[serde(skip)]
     pub meta: Arc<ConnMeta>,
@@ -71,6 +74,19 @@ pub struct EndpointRecord {
     /// First exchange of this endpoint since the inventory began.
     #[serde(skip)]
     pub new: bool,
+}
+
+/// A gRPC call, named as the OpenTelemetry RPC conventions do (`rpc.*`).
+#[derive(Debug, Serialize, PartialEq, Eq)]
+pub struct RpcRecord {
+    /// Always `grpc`.
+    pub system: &'static str,
+    /// `package.Service` from the path `/package.Service/Method`.
+    pub service: String,
+    pub method: String,
+    /// From the `grpc-status` trailer (or header of a trailers-only response).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub grpc_status_code: Option<u32>,
 }
 
 #[derive(Debug, Serialize)]
@@ -133,6 +149,7 @@ impl ExchangeRecord {
                 end.or(ex.request.as_ref().map(|r| r.end_ns)).unwrap_or(meta.opened_ns),
             ),
             findings: assessment.findings.clone(),
+            rpc: rpc(ex),
             endpoint: assessment.endpoint.as_ref().map(|c| EndpointRecord {
                 route: c.route.clone(),
                 status: c.status.as_str(),
@@ -142,6 +159,19 @@ impl ExchangeRecord {
             }),
         }
     }
+}
+
+/// The gRPC call of an exchange whose request declares a gRPC body.
+#[must_use]
+pub fn rpc(ex: &Exchange) -> Option<RpcRecord> {
+    let request = ex.request.as_ref().filter(|r| grpc::is_grpc(&r.headers))?;
+    let call = grpc::call(&request.target)?;
+    Some(RpcRecord {
+        system: "grpc",
+        service: call.service.to_owned(),
+        method: call.method.to_owned(),
+        grpc_status_code: ex.response.as_ref().and_then(|r| grpc::status(&r.headers)),
+    })
 }
 
 fn request(r: &Request) -> RequestRecord {
@@ -203,4 +233,56 @@ fn headers(h: &Headers) -> BTreeMap<String, String> {
             .or_insert(value);
     }
     map
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn grpc_exchanges_name_their_call() {
+        let mut req_headers = Headers::new();
+        req_headers.push("content-type", b"application/grpc".to_vec());
+        let request = Request {
+            method: "POST".into(),
+            target: "/bank.v1.Payments/Charge".into(),
+            version: Version::Http2,
+            headers: req_headers,
+            body: Body::default(),
+            start_ns: 0,
+            end_ns: 0,
+            anomalies: Vec::new(),
+        };
+        let mut resp_headers = Headers::new();
+        resp_headers.push("grpc-status", b"3".to_vec());
+        let response = Response {
+            status: 200,
+            reason: String::new(),
+            version: Version::Http2,
+            headers: resp_headers,
+            body: Body::default(),
+            start_ns: 0,
+            end_ns: 0,
+            anomalies: Vec::new(),
+        };
+        let ex = Exchange { request: Some(request.clone()), response: Some(response) };
+        let rpc = rpc(&ex).unwrap();
+        assert_eq!(
+            (rpc.system, rpc.service.as_str(), rpc.method.as_str()),
+            ("grpc", "bank.v1.Payments", "Charge")
+        );
+        assert_eq!(rpc.grpc_status_code, Some(3));
+        let json = serde_json::to_string(&rpc).unwrap();
+        assert_eq!(
+            json,
+            r#"{"system":"grpc","service":"bank.v1.Payments","method":"Charge","grpc_status_code":3}"#
+        );
+        let mut plain = request;
+        plain.headers = Headers::new();
+        assert!(rpc_of(plain).is_none(), "not gRPC without the content type");
+    }
+
+    fn rpc_of(request: Request) -> Option<RpcRecord> {
+        rpc(&Exchange { request: Some(request), response: None })
+    }
 }

@@ -44,6 +44,7 @@ pub struct Response {
 pub enum Version {
     Http10,
     Http11,
+    Http2,
 }
 
 impl Version {
@@ -52,6 +53,7 @@ impl Version {
         match self {
             Version::Http10 => "HTTP/1.0",
             Version::Http11 => "HTTP/1.1",
+            Version::Http2 => "HTTP/2",
         }
     }
 
@@ -148,6 +150,11 @@ pub enum Anomaly {
     /// A request Transfer-Encoding whose final coding is not chunked: the
     /// body length cannot be determined (RFC 9112 §6.3 rule 4).
     InvalidTransferEncoding,
+    /// HTTP/2: header fields referenced HPACK table entries the capture never saw (it joined
+    /// the connection late, or lost header blocks); they are left out, not guessed.
+    HpackUndecodable,
+    /// HTTP/2: the stream was reset (`RST_STREAM`) or abandoned by GOAWAY before it completed.
+    StreamReset,
 }
 
 impl Request {
@@ -172,6 +179,8 @@ impl Anomaly {
             Anomaly::InvalidChunk => "invalid_chunk",
             Anomaly::HeadTooLarge => "head_too_large",
             Anomaly::InvalidTransferEncoding => "invalid_transfer_encoding",
+            Anomaly::HpackUndecodable => "hpack_undecodable",
+            Anomaly::StreamReset => "stream_reset",
         }
     }
 }
@@ -321,5 +330,6 @@ mod tests {
     fn version_strings() {
         assert_eq!(Version::Http10.as_str(), "HTTP/1.0");
         assert_eq!(Version::Http11.as_str(), "HTTP/1.1");
+        assert_eq!(Version::Http2.as_str(), "HTTP/2");
     }
 }

@@ -1,4 +1,5 @@
-//! HTTP/1.x parsing for one captured TCP connection.
+//! HTTP/1.x parsing for one captured TCP connection. HTTP/2 (and gRPC over it) is in [`h2`];
+//! [`protocol`] decides per connection which one applies.
 //!
 //! **In:** the two directions of the connection as in-order [`Segment`]s,
 //! split anywhere, each either captured bytes or a gap of known length that
@@ -45,9 +46,12 @@
 mod chunked;
 pub mod decoding;
 mod exchange;
+pub mod grpc;
+pub mod h2;
 mod head;
 mod pairing;
 mod parser;
+pub mod protocol;
 mod resync;
 pub mod stage;
 
@@ -59,7 +63,8 @@ mod loss_tests;
 mod tests;
 
 pub use exchange::{Anomaly, Body, Exchange, Headers, Request, Response, Version};
-pub use pairing::HttpConnection;
+pub use pairing::{Handover, HttpConnection};
+pub use protocol::Connection;
 
 /// Per-connection bounds.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

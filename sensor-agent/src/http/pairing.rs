@@ -19,6 +19,9 @@ use crate::reassembly::Segment;
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum UpgradeDecision {
     Upgraded,
+    /// A 101 to `Upgrade: h2c`: the connection goes on as HTTP/2, which takes over the
+    /// request (stream 1's) and every later byte.
+    H2c,
     /// The request wanted to switch but the response kept HTTP/1: bytes the
     /// request side held back are HTTP after all.
     Declined,
@@ -41,6 +44,8 @@ pub(crate) struct Pairing {
     /// Set when a response settles an upgrade; parsers pause until the
     /// connection has acted on it so later bytes are read in the right mode.
     pub(crate) decision: Option<UpgradeDecision>,
+    /// The request of an accepted h2c upgrade, waiting for HTTP/2 to take it.
+    h2c_request: Option<Request>,
 }
 
 /// Everything a stream parser may touch besides itself.
@@ -52,7 +57,13 @@ pub(crate) struct Ctx<'a> {
 
 impl Pairing {
     fn new(max_pending: usize) -> Self {
-        Pairing { pending: VecDeque::new(), max_pending, inflight: Inflight::None, decision: None }
+        Pairing {
+            pending: VecDeque::new(),
+            max_pending,
+            inflight: Inflight::None,
+            decision: None,
+            h2c_request: None,
+        }
     }
 }
 
@@ -142,6 +153,12 @@ impl Ctx<'_> {
         let is_connect = request.as_ref().is_some_and(|r| r.method == "CONNECT");
         let upgraded =
             may_upgrade && (resp.status == 101 || (is_connect && (200..300).contains(&resp.status)));
+        if upgraded && resp.status == 101 && request.as_ref().is_some_and(wants_h2c) {
+            // Its response comes as HTTP/2 on stream 1: no exchange leaves here.
+            self.pairing.decision = Some(UpgradeDecision::H2c);
+            self.pairing.h2c_request = request;
+            return;
+        }
         if upgraded {
             self.pairing.decision = Some(UpgradeDecision::Upgraded);
         } else if wants {
@@ -169,6 +186,23 @@ pub(crate) fn wants_upgrade(req: &Request) -> bool {
     req.method == "CONNECT" || req.headers.get("upgrade").is_some()
 }
 
+/// Requests that offer HTTP/2 over cleartext (RFC 7540 §3.2).
+fn wants_h2c(req: &Request) -> bool {
+    req.headers
+        .get("upgrade")
+        .is_some_and(|v| v.split(|&b| b == b',').any(|t| t.trim_ascii().eq_ignore_ascii_case(b"h2c")))
+}
+
+/// What HTTP/1 hands over when a connection switches to HTTP/2 (h2c): the request that asked
+/// for it, its `HTTP2-Settings` payload, and the unread bytes of each direction.
+#[derive(Debug)]
+pub struct Handover {
+    pub request: Request,
+    pub settings: Option<Vec<u8>>,
+    pub requests: Vec<Segment>,
+    pub responses: Vec<Segment>,
+}
+
 /// Parser state for one captured TCP connection.
 #[derive(Debug)]
 pub struct HttpConnection {
@@ -178,6 +212,7 @@ pub struct HttpConnection {
     stats: HttpStats,
     upgraded: bool,
     closed: bool,
+    handover: Option<Handover>,
 }
 
 impl HttpConnection {
@@ -190,6 +225,7 @@ impl HttpConnection {
             stats: HttpStats::default(),
             upgraded: false,
             closed: false,
+            handover: None,
         }
     }
 
@@ -235,6 +271,15 @@ impl HttpConnection {
                     self.requests.stop(&mut ctx);
                     self.responses.stop(&mut ctx);
                 }
+                UpgradeDecision::H2c => {
+                    self.upgraded = true;
+                    let requests = self.requests.take_rest(&mut ctx);
+                    let responses = self.responses.take_rest(&mut ctx);
+                    if let Some(request) = self.pairing.h2c_request.take() {
+                        let settings = http2_settings(&request);
+                        self.handover = Some(Handover { request, settings, requests, responses });
+                    }
+                }
                 UpgradeDecision::Declined => {
                     self.requests.release(&mut ctx);
                     self.responses.drain(&mut ctx);
@@ -261,6 +306,11 @@ impl HttpConnection {
         out.extend(self.pairing.pending.drain(..).map(|req| Exchange { request: Some(req), response: None }));
     }
 
+    /// After a 101 to an h2c upgrade: what HTTP/2 takes over (once).
+    pub fn take_handover(&mut self) -> Option<Handover> {
+        self.handover.take()
+    }
+
     #[must_use]
     pub fn stats(&self) -> &HttpStats {
         &self.stats
@@ -272,4 +322,12 @@ impl HttpConnection {
     pub fn is_upgraded(&self) -> bool {
         self.upgraded
     }
+}
+
+/// The client's SETTINGS from `HTTP2-Settings` (base64url, RFC 7540 §3.2.1).
+fn http2_settings(req: &Request) -> Option<Vec<u8>> {
+    use base64::Engine as _;
+    let value = req.headers.get("http2-settings")?.trim_ascii();
+    let value = value.strip_suffix(b"==").or_else(|| value.strip_suffix(b"=")).unwrap_or(value);
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(value).ok()
 }

@@ -173,6 +173,35 @@ impl StreamParser {
         self.finalize(last, ctx);
     }
 
+    /// The connection switched to HTTP/2: returns the unread bytes (held ones first), which
+    /// belong to the new protocol. A gap that broke held bytes is passed on as a gap.
+    pub(crate) fn take_rest(&mut self, ctx: &mut Ctx<'_>) -> Vec<Segment> {
+        let queued: Vec<Input> = self.queue.drain(..).collect();
+        let mut rest = Vec::new();
+        match std::mem::replace(&mut self.state, State::Stopped) {
+            State::Held { spill, lost } => {
+                if lost {
+                    rest.push(Input::Gap(0, 0));
+                }
+                rest.extend(spill.into_pieces(0));
+            }
+            State::Idle | State::Stopped => {}
+            other => {
+                self.state = other;
+                let last = self.last_ts();
+                self.finalize(last, ctx);
+            }
+        }
+        self.state = State::Stopped;
+        rest.extend(queued);
+        rest.into_iter()
+            .map(|i| match i {
+                Input::Data(ts_ns, bytes) => Segment::Data { ts_ns, bytes },
+                Input::Gap(ts_ns, len) => Segment::Gap { ts_ns, len },
+            })
+            .collect()
+    }
+
     /// The connection ended at `ts`.
     pub(crate) fn finish(&mut self, ts: u64, ctx: &mut Ctx<'_>) {
         match std::mem::replace(&mut self.state, State::Stopped) {

@@ -1,8 +1,9 @@
 //! The HTTP stage over all connections: routes each direction's segments to the request or the
-//! response side of that connection's parser, according to the process's role.
+//! response side of that connection's parser, according to the process's role. Each connection's
+//! parser is HTTP/1.x or HTTP/2, decided from its first bytes ([`super::protocol`]).
 use std::{collections::HashMap, sync::Arc};
 
-use super::{Exchange, HttpConnection, HttpStats, Limits, StreamSide};
+use super::{Connection, Exchange, HttpStats, Limits, StreamSide, h2::H2Stats};
 use crate::{
     capture::ConnMeta,
     reassembly::{Segment, StreamEvent},
@@ -21,8 +22,10 @@ pub struct HttpStageStats {
     /// The parsers' own counts, summed over connections.
     #[serde(flatten)]
     pub parsers: HttpStats,
-    /// Connections that switched away from HTTP/1 (WebSocket, CONNECT tunnels).
+    /// Connections that switched away from HTTP/1 (WebSocket, CONNECT tunnels, h2c).
     pub upgraded_connections: u64,
+    /// HTTP/2 connections' counts, summed.
+    pub h2: H2Stats,
     /// Parsers reset because the agent-wide memory budget was exceeded (their partial messages
     /// are reported incomplete; parsing resumes at the next message).
     pub memory_resets: u64,
@@ -32,7 +35,7 @@ pub struct HttpStageStats {
 
 struct Tracked {
     meta: Arc<ConnMeta>,
-    conn: HttpConnection,
+    conn: Connection,
     /// What `conn` held after its last push (charged to the budget).
     held: usize,
     last_ns: u64,
@@ -58,7 +61,7 @@ impl HttpStage {
         let mut exchanges = Vec::new();
         match event {
             StreamEvent::Open(meta) => {
-                let conn = HttpConnection::new(self.limits);
+                let conn = Connection::new(self.limits);
                 let last_ns = meta.opened_ns;
                 if let Some(old) = self.conns.insert(meta.conn_id, Tracked { meta, conn, held: 0, last_ns }) {
                     self.held -= old.held;
@@ -115,7 +118,8 @@ impl HttpStage {
             }
             let Some(t) = self.conns.get_mut(&conn_id) else { continue };
             let mut exchanges = Vec::new();
-            let mut old = std::mem::replace(&mut t.conn, HttpConnection::new(self.limits));
+            let fresh = t.conn.reset();
+            let mut old = std::mem::replace(&mut t.conn, fresh);
             old.close(t.last_ns, &mut exchanges);
             self.held -= t.held;
             t.held = 0;
@@ -137,7 +141,10 @@ impl HttpStage {
     }
 }
 
-fn add(total: &mut HttpStageStats, conn: &HttpConnection) {
-    total.parsers.accumulate(conn.stats());
+fn add(total: &mut HttpStageStats, conn: &Connection) {
+    total.parsers.accumulate(conn.http1_stats());
+    if let Some(h2) = conn.h2_stats() {
+        total.h2.accumulate(h2);
+    }
     total.upgraded_connections += u64::from(conn.is_upgraded());
 }

@@ -274,6 +274,10 @@ fn scan_body(col: &mut Collector<'_>, body: &[u8], ct: &str) {
         return;
     }
     let side = col.side.as_str();
+    if crate::http::grpc::is_grpc_content_type(ct.as_bytes()) && !ct.contains("+json") {
+        super::protobuf::scan_grpc_body(col, body);
+        return;
+    }
     let first = body.iter().find(|b| !b.is_ascii_whitespace());
     if ct.contains("json") || matches!(first, Some(b'{' | b'[')) {
         json::scan_json(col, body);

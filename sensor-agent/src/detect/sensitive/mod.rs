@@ -14,6 +14,7 @@ mod message;
 mod numeric;
 mod payment;
 mod pii;
+mod protobuf;
 mod scan;
 mod secrets;
 

@@ -10,7 +10,10 @@ use opentelemetry_proto::tonic::{
     trace::v1::{Span, Status, span, status},
 };
 
-use crate::{capture::Role, export::record::ExchangeRecord};
+use crate::{
+    capture::Role,
+    export::record::{ExchangeRecord, RpcRecord},
+};
 
 /// Resource attributes shared by every span of one process.
 #[must_use]
@@ -51,6 +54,7 @@ pub fn resource_key(record: &ExchangeRecord) -> u32 {
 
 /// One span per exchange: SERVER from the server's view, CLIENT from the client's.
 #[must_use]
+#[expect(clippy::too_many_lines, reason = "one attribute per line, in the order of the conventions")]
 pub fn span(record: &ExchangeRecord, ids: &mut IdSource) -> Span {
     let meta = &record.meta;
     let request = record.request.as_ref();
@@ -104,6 +108,7 @@ pub fn span(record: &ExchangeRecord, ids: &mut IdSource) -> Span {
         attributes.push(kv_str("network.peer.address", &peer.ip().to_string()));
         attributes.push(kv_int("network.peer.port", i64::from(peer.port())));
     }
+    push_rpc(&mut attributes, record.rpc.as_ref());
     attributes.push(kv_bool("apisense.tls", record.tls));
     attributes.push(kv_bool("apisense.complete", record.complete));
     attributes.push(kv_int("apisense.connection.id", as_i64(record.conn_id)));
@@ -151,6 +156,17 @@ pub fn span(record: &ExchangeRecord, ids: &mut IdSource) -> Span {
         events,
         status: Some(status),
         ..Span::default()
+    }
+}
+
+/// `rpc.*` attributes of a gRPC call (OpenTelemetry RPC and gRPC conventions).
+fn push_rpc(attributes: &mut Vec<KeyValue>, rpc: Option<&RpcRecord>) {
+    let Some(rpc) = rpc else { return };
+    attributes.push(kv_str("rpc.system", rpc.system));
+    attributes.push(kv_str("rpc.service", &rpc.service));
+    attributes.push(kv_str("rpc.method", &rpc.method));
+    if let Some(code) = rpc.grpc_status_code {
+        attributes.push(kv_int("rpc.grpc.status_code", i64::from(code)));
     }
 }
 
@@ -371,6 +387,21 @@ mod tests {
         let b = ids.trace_id();
         assert_ne!(a, b);
         assert_ne!(ids.span_id(), [0; 8]);
+    }
+
+    #[test]
+    fn grpc_calls_get_rpc_attributes() {
+        let rpc = RpcRecord {
+            system: "grpc",
+            service: "bank.v1.Payments".into(),
+            method: "Charge".into(),
+            grpc_status_code: Some(0),
+        };
+        let mut attributes = Vec::new();
+        push_rpc(&mut attributes, Some(&rpc));
+        let keys: Vec<&str> = attributes.iter().map(|kv| kv.key.as_str()).collect();
+        assert_eq!(keys, ["rpc.system", "rpc.service", "rpc.method", "rpc.grpc.status_code"]);
+        assert_eq!(attributes[3].value, Some(AnyValue { value: Some(Value::IntValue(0)) }));
     }
 
     #[test]
