@@ -1,4 +1,9 @@
 //! TLS plaintext from the OpenSSL probes (system libssl and node's static copy), end to end.
+use std::{
+    io::Write as _,
+    process::{Command, Stdio},
+};
+
 use serde_json::Value;
 
 use crate::harness::{self, Agent, str_at};
@@ -86,4 +91,64 @@ fn kernel_tls_python_and_node_servers() {
     no_plaintext_exchanges(&agent);
     let log = agent.stop();
     assert!(log.contains("TLS probes attached to") && log.contains("libssl"), "{log}");
+}
+
+/// GnuTLS (wget, gnutls-cli) and NSS (tstclnt) clients against nginx: their plaintext comes from
+/// the `gnutls_record_*` and NSPR `PR_*` probes.
+#[test]
+fn kernel_tls_gnutls_and_nss_clients() {
+    if !harness::kernel_available("kernel_tls_gnutls_and_nss_clients") {
+        return;
+    }
+    let cert = harness::self_signed_cert();
+    let port = harness::free_port();
+    let _nginx = harness::nginx_tls(port, &[], &cert);
+    let agent = Agent::start(&["--port", &port.to_string()]);
+    let base = format!("https://127.0.0.1:{port}");
+    let status = Command::new("wget")
+        .args(["--no-check-certificate", "-q", "-O", "/dev/null", &format!("{base}/api/wget")])
+        .status()
+        .expect("wget");
+    assert!(status.success());
+    let request = |path: &str| format!("GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n");
+    pipe_into(
+        Command::new("gnutls-cli").args(["--insecure", "--port", &port.to_string(), "127.0.0.1"]),
+        &request("/api/gnutls"),
+    );
+    // NSS wants a certificate database, even an empty one (-o -o: accept the self-signed cert).
+    let nss_db = tempfile::tempdir().unwrap();
+    let db = format!("sql:{}", nss_db.path().display());
+    let created =
+        Command::new("certutil").args(["-N", "-d", &db, "--empty-password"]).status().expect("certutil");
+    assert!(created.success());
+    pipe_into(
+        Command::new("tstclnt").args(["-d", &db, "-h", "127.0.0.1", "-p", &port.to_string(), "-o", "-o"]),
+        &request("/api/nss"),
+    );
+    both_sides(&agent, "/api/wget", "nginx", "wget", 11);
+    both_sides(&agent, "/api/gnutls", "nginx", "gnutls-cli", 11);
+    both_sides(&agent, "/api/nss", "nginx", "tstclnt", 11);
+    no_plaintext_exchanges(&agent);
+}
+
+/// Runs a TLS client that sends its stdin and prints the reply, and checks the reply is a 200.
+/// Some (tstclnt) do not exit when the server closes: they get 15 s, then are stopped.
+fn pipe_into(command: &mut Command, input: &str) {
+    let mut child = command
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap_or_else(|e| panic!("{command:?}: {e}"));
+    child.stdin.take().unwrap().write_all(input.as_bytes()).unwrap();
+    let mut stdout = child.stdout.take().unwrap();
+    let reader = std::thread::spawn(move || harness::read_all(&mut stdout));
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
+    while child.try_wait().unwrap().is_none() && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    let stdout = String::from_utf8_lossy(&reader.join().unwrap()).into_owned();
+    assert!(stdout.contains("200 OK"), "{command:?}: {stdout}");
 }

@@ -13,9 +13,16 @@ use std::{
 use anyhow::{Context as _, bail};
 
 const BPF_LINKER_VERSION: &str = "0.13.0";
-/// Debian packages the end-to-end tests drive.
-const TEST_PACKAGES: &[(&str, &str)] =
-    &[("nginx", "/usr/sbin/nginx"), ("curl", "/usr/bin/curl"), ("openssl", "/usr/bin/openssl")];
+/// Debian packages the end-to-end tests drive: servers, and TLS clients of each library probed
+/// (OpenSSL: curl; GnuTLS: wget, gnutls-cli; NSS: tstclnt, certutil).
+const TEST_PACKAGES: &[(&str, &str)] = &[
+    ("nginx", "/usr/sbin/nginx"),
+    ("curl", "/usr/bin/curl"),
+    ("openssl", "/usr/bin/openssl"),
+    ("wget", "/usr/bin/wget"),
+    ("gnutls-bin", "/usr/bin/gnutls-cli"),
+    ("libnss3-tools", "/usr/bin/tstclnt"),
+];
 /// Python modules the end-to-end tests import, with the package (from the Python package index) providing each (grpcio:
 /// a real gRPC server and client for the HTTP/2 tests).
 const TEST_PYTHON_MODULES: &[(&str, &str)] = &[("grpc", "grpcio")];

@@ -1,6 +1,6 @@
-//! Finding the TLS code on this host and probing it: every `libssl` mapped by a process (and the
-//! system's own), and executables that carry OpenSSL/BoringSSL statically and export its API
-//! (node). Each library *file* is probed once (by device and inode) for all processes; paths go
+//! Finding the TLS code on this host and probing it: every OpenSSL/BoringSSL `libssl`, GnuTLS
+//! `libgnutls` and NSS `libnspr4` mapped by a process (and the system's own), and executables that
+//! carry one of them statically and export its API (node). Each library *file* is probed once (by device and inode) for all processes; paths go
 //! through `/proc/PID/root` so libraries inside containers are found. Libraries only seen inside
 //! a container are detached when the last process that mapped them exits.
 //!
@@ -25,12 +25,23 @@ use object::{Object as _, ObjectSection as _, ObjectSymbol as _};
 
 use super::loader::LoadError;
 
-/// `(symbol, entry program)`; every symbol also gets the shared return program.
-const SYMBOLS: [(&str, &str); 4] = [
+/// `(symbol, entry program)`; every symbol also gets the shared return program. The kernel side
+/// only needs `(session, buffer, length) -> bytes or negative`, which GnuTLS's record functions
+/// and NSPR's I/O functions share with OpenSSL's plain ones (their `ssize_t`/`PRInt32` results
+/// fit the `int` the return probe reads for any single call).
+const SYMBOLS: [(&str, &str); 10] = [
     ("SSL_read", "ssl_read_enter"),
     ("SSL_read_ex", "ssl_read_ex_enter"),
     ("SSL_write", "ssl_write_enter"),
     ("SSL_write_ex", "ssl_write_ex_enter"),
+    ("gnutls_record_recv", "ssl_read_enter"),
+    ("gnutls_record_send", "ssl_write_enter"),
+    // NSS's TLS is an NSPR I/O layer: the application's PR_* call on the SSL descriptor carries
+    // plaintext; the layer below reaches the socket through method tables, not these symbols.
+    ("PR_Read", "ssl_read_enter"),
+    ("PR_Recv", "ssl_read_enter"),
+    ("PR_Write", "ssl_write_enter"),
+    ("PR_Send", "ssl_write_enter"),
 ];
 const RETURN_PROGRAM: &str = "ssl_return";
 
@@ -46,6 +57,13 @@ const SYSTEM_LIB_DIRS: &[&str] = &[
     "/usr/local/lib",
     "/usr/local/ssl/lib",
 ];
+
+/// Where the host keeps programs: large executables there are checked at start for a built-in
+/// TLS library (node), so that a short-lived client does not race the probe on its first exec.
+const SYSTEM_BIN_DIRS: &[&str] =
+    &["/usr/bin", "/usr/sbin", "/usr/local/bin", "/usr/local/sbin", "/bin", "/sbin"];
+/// A TLS library alone is a few MiB: smaller executables cannot carry one and are not opened.
+const MIN_STATIC_TLS_EXECUTABLE: u64 = 4 << 20;
 
 /// After an exec, libraries appear as the dynamic loader (or a later dlopen) maps them.
 const RESCAN_DELAYS: [Duration; 3] =
@@ -89,7 +107,10 @@ pub struct TlsAttacher {
 
 /// Loads the TLS programs into the kernel (verifier) without attaching them anywhere.
 pub fn load_programs(ebpf: &mut Ebpf) -> Result<(), LoadError> {
-    for name in SYMBOLS.iter().map(|(_, p)| *p).chain([RETURN_PROGRAM]) {
+    let mut names: Vec<&'static str> = SYMBOLS.iter().map(|(_, p)| *p).chain([RETURN_PROGRAM]).collect();
+    names.sort_unstable();
+    names.dedup();
+    for name in names {
         uprobe(ebpf, name)?.load().map_err(|source| LoadError::Program { name, source })?;
     }
     Ok(())
@@ -114,7 +135,8 @@ impl TlsAttacher {
         }
     }
 
-    /// Probes the system's libssl files and everything running processes map.
+    /// Probes the system's TLS libraries, large system executables with a TLS library built
+    /// in, and everything running processes map.
     pub fn scan_host(&mut self, ebpf: &mut Ebpf) {
         for dir in SYSTEM_LIB_DIRS {
             let Ok(entries) = fs::read_dir(dir) else { continue };
@@ -122,6 +144,17 @@ impl TlsAttacher {
                 // `libssl.so` is usually a symlink to `libssl.so.3`: report the real file.
                 let path = fs::canonicalize(entry.path()).unwrap_or_else(|_| entry.path());
                 if is_tls_library(&path) {
+                    self.consider(ebpf, &path, &path.to_string_lossy(), None, true);
+                }
+            }
+        }
+        for dir in SYSTEM_BIN_DIRS {
+            let Ok(entries) = fs::read_dir(dir) else { continue };
+            for entry in entries.filter_map(Result::ok) {
+                let Ok(path) = fs::canonicalize(entry.path()) else { continue };
+                let big_file =
+                    fs::metadata(&path).is_ok_and(|m| m.is_file() && m.len() >= MIN_STATIC_TLS_EXECUTABLE);
+                if big_file {
                     self.consider(ebpf, &path, &path.to_string_lossy(), None, true);
                 }
             }
@@ -244,7 +277,7 @@ impl TlsAttacher {
                 if is_tls_library(Path::new(shown)) {
                     self.stats.libraries_without_symbols += 1;
                     log::warn!(
-                        "{shown}: no SSL_read/SSL_write symbols (stripped?); its TLS traffic is not visible"
+                        "{shown}: none of the TLS read/write symbols (stripped?); its TLS traffic is not visible"
                     );
                 }
                 return;
@@ -321,15 +354,53 @@ fn detach(ebpf: &mut Ebpf, links: Links) {
     }
 }
 
-/// Shared objects named like `OpenSSL`'s or `BoringSSL`'s TLS library (`libssl.so.3`,
-/// `libssl-<hash>.so` as bundled by Python wheels, `libboringssl.so`).
+/// TLS libraries apisense probes, by the name of their shared object.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TlsLibrary {
+    /// `libssl.so.*` (`OpenSSL` 1.1/3.x), `libssl-<hash>.so` (bundled by Python wheels),
+    /// `libboringssl.so`.
+    OpenSsl,
+    /// `libgnutls.so.*` (wget, gnutls-cli, libcurl-gnutls users).
+    GnuTls,
+    /// `libnspr4.so` (NSS users: Firefox, Thunderbird, NSS tools).
+    Nspr,
+}
+
+impl TlsLibrary {
+    #[must_use]
+    pub fn from_file_name(name: &str) -> Option<TlsLibrary> {
+        if !name.contains(".so") {
+            return None;
+        }
+        // NSS's own libssl3.so exports no SSL_read: its plaintext goes through NSPR.
+        if name.starts_with("libssl3.so") {
+            None
+        } else if name.starts_with("libssl.so")
+            || name.starts_with("libssl-")
+            || name.starts_with("libboringssl")
+        {
+            Some(TlsLibrary::OpenSsl)
+        } else if name.starts_with("libgnutls.so") {
+            Some(TlsLibrary::GnuTls)
+        } else if name.starts_with("libnspr4.so") {
+            Some(TlsLibrary::Nspr)
+        } else {
+            None
+        }
+    }
+
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TlsLibrary::OpenSsl => "OpenSSL",
+            TlsLibrary::GnuTls => "GnuTLS",
+            TlsLibrary::Nspr => "NSS",
+        }
+    }
+}
+
 fn is_tls_library(path: &Path) -> bool {
-    let Some(name) = path.file_name().and_then(|n| n.to_str()) else {
-        return false;
-    };
-    let shared_object = name.contains(".so");
-    shared_object
-        && (name.starts_with("libssl.so") || name.starts_with("libssl-") || name.starts_with("libboringssl"))
+    path.file_name().and_then(|n| n.to_str()).and_then(TlsLibrary::from_file_name).is_some()
 }
 
 /// Where a probe goes: a symbol and its offset in the file (what the kernel's uprobe wants).
@@ -393,6 +464,10 @@ mod tests {
         assert!(is_tls_library(Path::new("/lib/libssl.so.1.1")));
         assert!(!is_tls_library(Path::new("/usr/lib/libssl.a")));
         assert!(!is_tls_library(Path::new("/usr/lib/libcrypto.so.3")));
+        assert!(is_tls_library(Path::new("/usr/lib/x86_64-linux-gnu/libgnutls.so.30")));
+        assert!(is_tls_library(Path::new("/usr/lib/x86_64-linux-gnu/libnspr4.so")));
+        assert!(!is_tls_library(Path::new("/usr/lib/x86_64-linux-gnu/libssl3.so")), "NSS's, no SSL_read");
+        assert!(!is_tls_library(Path::new("/usr/lib/x86_64-linux-gnu/libgnutls-openssl.so.27")));
     }
 
     #[test]
@@ -413,6 +488,21 @@ mod tests {
         let mut offsets: Vec<u64> = points.iter().map(|p| p.offset).collect();
         offsets.dedup();
         assert_eq!(offsets.len(), 4);
+    }
+
+    #[test]
+    fn reads_gnutls_and_nspr_entry_points() {
+        for (lib, expect) in [
+            ("/usr/lib/x86_64-linux-gnu/libgnutls.so.30", &["gnutls_record_recv", "gnutls_record_send"][..]),
+            ("/usr/lib/x86_64-linux-gnu/libnspr4.so", &["PR_Read", "PR_Recv", "PR_Send", "PR_Write"][..]),
+        ] {
+            let Ok(file) = fs::File::open(lib) else {
+                eprintln!("{lib} not installed here");
+                continue;
+            };
+            let symbols: Vec<&str> = probe_points(&file).unwrap().iter().map(|p| p.symbol).collect();
+            assert_eq!(symbols, expect, "{lib}");
+        }
     }
 
     #[test]
