@@ -40,6 +40,10 @@ fn main() -> ExitCode {
             start_logging(None);
             write_report(&args)
         }
+        config::Command::Status(args) => {
+            start_logging(None);
+            print_status(&args)
+        }
         config::Command::Config(config::ConfigCommand::Check { file }) => {
             start_logging(None);
             config::check(&file).map(|()| println!("{}: ok", file.display())).map_err(anyhow::Error::from)
@@ -65,6 +69,31 @@ fn print_inventory(args: &config::InventoryArgs) -> anyhow::Result<()> {
         }
     };
     println!("{text}");
+    Ok(())
+}
+
+fn print_status(args: &config::StatusArgs) -> anyhow::Result<()> {
+    use sensor_agent::capture::visibility::{self, TlsVisibility};
+    let processes = visibility::Scanner::default().scan();
+    let ktls = visibility::ktls_sessions();
+    match args.format {
+        config::StatusFormat::Json => {
+            let doc = serde_json::json!({ "processes": processes, "ktls_sessions": ktls });
+            println!("{}", serde_json::to_string_pretty(&doc)?);
+        }
+        config::StatusFormat::Table => {
+            print!("{}", visibility::render_table(&processes));
+            let blind =
+                processes.iter().filter(|p| matches!(p.tls, TlsVisibility::NotDecrypted { .. })).count();
+            println!(
+                "\n{} processes with TCP sockets, {blind} with TLS the sensor cannot decrypt",
+                processes.len()
+            );
+            if let Some(n) = ktls.filter(|n| *n > 0) {
+                println!("kernel TLS (kTLS) sessions on this host: {n}, not visible to the sensor");
+            }
+        }
+    }
     Ok(())
 }
 

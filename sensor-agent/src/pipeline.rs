@@ -425,6 +425,11 @@ fn metrics_snapshot(
         "TLS libraries that could not be probed.",
         tls.attach_failures + tls.libraries_without_symbols,
     );
+    s.counter(
+        "apisense_tls_blind_programs_total",
+        "Programs seen whose TLS the sensor cannot decrypt (Go, rustls, static OpenSSL, Java); `apisense status` lists them.",
+        tls.blind_executables,
+    );
     if let Some(a) = analysis {
         let r = &a.reassembly.stats;
         s.counter(

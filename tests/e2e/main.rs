@@ -14,4 +14,5 @@ mod otlp;
 mod plaintext;
 mod replay;
 mod sensitive;
+mod status;
 mod tls;

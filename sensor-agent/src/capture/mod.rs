@@ -14,6 +14,7 @@ pub mod pods;
 pub mod procinfo;
 pub mod recording;
 pub mod tls_libs;
+pub mod visibility;
 
 use std::{net::SocketAddr, sync::Arc};
 

@@ -122,6 +122,41 @@ pub fn is_socket(tgid: u32, fd: i32) -> Option<bool> {
     Some(link.to_string_lossy().starts_with("socket:["))
 }
 
+/// A row of /proc/net/tcp or tcp6.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TcpRow {
+    pub inode: u64,
+    pub local: SocketAddr,
+    pub remote: SocketAddr,
+    /// The kernel's `TCP_LISTEN` state (0x0A).
+    pub listening: bool,
+}
+
+/// Every parseable row of a /proc/net/tcp or tcp6 table.
+pub fn tcp_rows(table: &str) -> impl Iterator<Item = TcpRow> + '_ {
+    table.lines().skip(1).filter_map(|line| {
+        let cols: Vec<&str> = line.split_whitespace().collect();
+        Some(TcpRow {
+            inode: cols.get(9)?.parse().ok()?,
+            local: parse_addr(cols.get(1)?)?,
+            remote: parse_addr(cols.get(2)?)?,
+            listening: *cols.get(3)? == "0A",
+        })
+    })
+}
+
+/// Socket inodes a process holds open (`socket:[N]` links in /proc/PID/fd).
+#[must_use]
+pub fn socket_inodes(tgid: u32) -> Vec<u64> {
+    let Ok(entries) = fs::read_dir(format!("/proc/{tgid}/fd")) else { return Vec::new() };
+    entries
+        .filter_map(|e| {
+            let link = fs::read_link(e.ok()?.path()).ok()?;
+            link.to_str()?.strip_prefix("socket:[")?.strip_suffix(']')?.parse().ok()
+        })
+        .collect()
+}
+
 /// Finds the row for `inode` in a /proc/net/tcp or tcp6 table.
 fn find_inode(table: &str, inode: u64) -> Option<(SocketAddr, SocketAddr)> {
     table.lines().skip(1).find_map(|line| {
@@ -167,6 +202,16 @@ mod tests {
    0: 00000000000000000000000001000000:0050 00000000000000000000000001000000:A2C4 01 00000000:00000000 00:00000000 00000000     0        0 777 1 0000000000000000 20 4 0 10 -1
    1: 0000000000000000FFFF00000100007F:0050 0000000000000000FFFF00000100007F:A2C5 01 00000000:00000000 00:00000000 00000000     0        0 778 1 0000000000000000 20 4 0 10 -1
 ";
+
+    #[test]
+    fn lists_rows_with_their_state() {
+        let rows: Vec<TcpRow> = tcp_rows(TCP).chain(tcp_rows(TCP6)).collect();
+        assert_eq!(rows.len(), 4);
+        assert!(rows[0].listening && !rows[1].listening);
+        assert_eq!(rows[0].local, "127.0.0.1:8080".parse().unwrap());
+        assert_eq!(rows[3].inode, 778);
+        assert_eq!(tcp_rows("header only\n").count(), 0);
+    }
 
     #[test]
     fn finds_ipv4_rows_by_inode() {

@@ -23,7 +23,7 @@ use aya::{
 };
 use object::{Object as _, ObjectSection as _, ObjectSymbol as _};
 
-use super::loader::LoadError;
+use super::{loader::LoadError, visibility};
 
 /// `(symbol, entry program)`; every symbol also gets the shared return program. The kernel side
 /// only needs `(session, buffer, length) -> bytes or negative`, which GnuTLS's record functions
@@ -65,6 +65,9 @@ const SYSTEM_BIN_DIRS: &[&str] =
 /// A TLS library alone is a few MiB: smaller executables cannot carry one and are not opened.
 const MIN_STATIC_TLS_EXECUTABLE: u64 = 4 << 20;
 
+/// Programs smaller than this carry no TLS stack worth reporting as blind (and are not read).
+const MIN_BLIND_EXECUTABLE: u64 = 1 << 20;
+
 /// After an exec, libraries appear as the dynamic loader (or a later dlopen) maps them.
 const RESCAN_DELAYS: [Duration; 3] =
     [Duration::from_millis(50), Duration::from_millis(500), Duration::from_secs(3)];
@@ -94,12 +97,16 @@ pub struct TlsStats {
     pub libraries_without_symbols: u64,
     pub attach_failures: u64,
     pub processes_gone: u64,
+    /// Programs seen whose TLS cannot be probed (Go, rustls, static OpenSSL, Java).
+    pub blind_executables: u64,
 }
 
 pub struct TlsAttacher {
     libs: HashMap<FileId, Library>,
     /// Files checked and found not probeable (no symbols, or the kernel refused): never retried.
     rejected: HashSet<FileId>,
+    /// JVM libraries already reported as blind.
+    blind_files: HashSet<FileId>,
     rescans: Vec<(Instant, u32, usize)>,
     last_full_scan: Instant,
     pub stats: TlsStats,
@@ -129,6 +136,7 @@ impl TlsAttacher {
         TlsAttacher {
             libs: HashMap::new(),
             rejected: HashSet::new(),
+            blind_files: HashSet::new(),
             rescans: Vec::new(),
             last_full_scan: Instant::now(),
             stats: TlsStats::default(),
@@ -244,6 +252,9 @@ impl TlsAttacher {
             if !seen.insert(path) {
                 continue;
             }
+            if path.ends_with("/libjvm.so") {
+                self.note_jvm(&root.join(path.trim_start_matches('/')), pid);
+            }
             let library = is_tls_library(Path::new(path));
             let executable =
                 !library && fs::read_link(format!("/proc/{pid}/exe")).is_ok_and(|e| e == Path::new(path));
@@ -253,6 +264,19 @@ impl TlsAttacher {
             }
         }
         true
+    }
+
+    /// A JVM's TLS (JSSE) is Java code: nothing native to probe. Said once per JVM installation.
+    fn note_jvm(&mut self, libjvm: &Path, pid: u32) {
+        let Ok(meta) = fs::metadata(libjvm) else { return };
+        if self.blind_files.insert(FileId { dev: meta.dev(), ino: meta.ino() }) {
+            self.stats.blind_executables += 1;
+            log::warn!(
+                "pid {pid} runs a JVM ({}): Java's TLS (JSSE) has no native function to probe; its TLS traffic \
+                 is not visible (see `apisense status`)",
+                libjvm.display()
+            );
+        }
     }
 
     /// Probes the file at `host_path` unless it already is (or cannot be).
@@ -279,6 +303,19 @@ impl TlsAttacher {
                     log::warn!(
                         "{shown}: none of the TLS read/write symbols (stripped?); its TLS traffic is not visible"
                     );
+                } else if let Some(pid) = pid.filter(|_| meta.len() >= MIN_BLIND_EXECUTABLE) {
+                    // SAFETY: read-only private map of an executable in use (not rewritten in place).
+                    let blind = unsafe { memmap2::Mmap::map(&file) }
+                        .ok()
+                        .and_then(|m| visibility::classify_executable(&m));
+                    if let Some(blind) = blind {
+                        self.stats.blind_executables += 1;
+                        log::warn!(
+                            "{shown} (pid {pid}): {}: {}; its TLS traffic is not visible (see `apisense status`)",
+                            blind.library,
+                            blind.reason
+                        );
+                    }
                 }
                 return;
             }
@@ -405,7 +442,7 @@ fn is_tls_library(path: &Path) -> bool {
 
 /// Where a probe goes: a symbol and its offset in the file (what the kernel's uprobe wants).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct ProbePoint {
+pub(crate) struct ProbePoint {
     symbol: &'static str,
     offset: u64,
 }
@@ -417,7 +454,7 @@ struct ProbePoint {
 /// reading them one by one took half a second, long enough for a short-lived client to finish
 /// its TLS before the probes were in. The map touches only the pages the symbol tables live in
 /// and leaves the agent's heap alone.
-fn probe_points(file: &fs::File) -> anyhow::Result<Vec<ProbePoint>> {
+pub(crate) fn probe_points(file: &fs::File) -> anyhow::Result<Vec<ProbePoint>> {
     // SAFETY: a read-only private map. A file truncated while mapped would fault on access;
     // binaries and libraries in use are not rewritten in place (installers replace them by
     // rename, which leaves this inode intact).

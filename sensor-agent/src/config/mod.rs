@@ -43,6 +43,9 @@ pub enum Command {
     Inventory(InventoryArgs),
     /// Render the endpoint inventory as a single-file HTML page.
     Report(ReportArgs),
+    /// The blind-spot inventory: every process with TCP sockets on this host and whether its TLS
+    /// is decrypted, by which library, or why not (reads /proc; run as root to see every process).
+    Status(StatusArgs),
     /// Configuration file tools.
     #[command(subcommand)]
     Config(ConfigCommand),
@@ -71,6 +74,19 @@ pub struct InventoryArgs {
 
     #[arg(long, value_enum, default_value_t = InventoryFormat::Table)]
     pub format: InventoryFormat,
+}
+
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    #[arg(long, value_enum, default_value_t = StatusFormat::Table)]
+    pub format: StatusFormat,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum StatusFormat {
+    /// Aligned text, processes whose TLS is not decrypted first.
+    Table,
+    Json,
 }
 
 #[derive(Debug, Args)]

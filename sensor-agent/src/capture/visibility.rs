@@ -1,0 +1,295 @@
+//! The blind-spot inventory: for every process with TCP sockets, whether the sensor decrypts its
+//! TLS, with which library, or why not. A security team must know what the sensor cannot see as
+//! much as what it sees.
+//!
+//! **In:** `/proc` (maps, exe, fd, net/tcp*, cgroup) and the executables and libraries
+//! themselves. **Out:** one [`ProcessVisibility`] per process, for `apisense status` and the
+//! agent's log. Reading is best effort: a process gone midway is skipped, a file that cannot be
+//! read is reported as such.
+use std::{
+    collections::{HashMap, HashSet},
+    fmt::Write as _,
+    fs,
+    os::unix::fs::MetadataExt as _,
+    path::{Path, PathBuf},
+};
+
+use aho_corasick::AhoCorasick;
+use serde::Serialize;
+
+use super::{
+    container, procinfo,
+    tls_libs::{TlsLibrary, probe_points},
+};
+
+/// What the sensor makes of one process's TLS.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "status", rename_all = "snake_case")]
+pub enum TlsVisibility {
+    /// Its TLS library is probed: HTTPS is reported in plaintext.
+    Decrypted { library: &'static str, file: String },
+    /// It has TLS the sensor cannot read.
+    NotDecrypted { library: &'static str, reason: &'static str },
+    /// No TLS library found: plaintext only (which the sensor sees), or TLS of a kind not
+    /// recognised.
+    NoTlsLibrary,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ProcessVisibility {
+    pub pid: u32,
+    pub process: String,
+    pub exe: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub container_id: Option<String>,
+    /// Ports it listens on.
+    pub listening: Vec<u16>,
+    /// Established (or other non-listening) TCP sockets.
+    pub connections: usize,
+    pub tls: TlsVisibility,
+}
+
+/// A TLS implementation recognised inside an executable that exports nothing to probe.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Blind {
+    pub library: &'static str,
+    pub reason: &'static str,
+}
+
+/// Byte patterns of TLS stacks compiled into a program; one pass over the file finds them all.
+const MARKERS: [&[u8]; 7] = [
+    b"\xff Go buildinf:",
+    b"crypto/tls.(*Conn).Write",
+    b"/rustls-0.",
+    b"rustls::conn",
+    b"OpenSSL 1.",
+    b"OpenSSL 3.",
+    b"BoringSSL",
+];
+
+/// What TLS stack an executable carries when it exports no probeable symbols, from its bytes.
+#[must_use]
+pub fn classify_executable(bytes: &[u8]) -> Option<Blind> {
+    let Ok(finder) = AhoCorasick::new(MARKERS) else { return None };
+    let mut found = [false; MARKERS.len()];
+    for m in finder.find_overlapping_iter(bytes) {
+        found[m.pattern().as_usize()] = true;
+    }
+    let go = found[0];
+    if go && found[1] {
+        return Some(Blind {
+            library: "Go crypto/tls",
+            reason: "Go's TLS is compiled into the program; its probes are not implemented yet",
+        });
+    }
+    if found[2] || found[3] {
+        return Some(Blind {
+            library: "rustls",
+            reason: "rustls is compiled into the program and not probed yet",
+        });
+    }
+    if !go && (found[4] || found[5] || found[6]) {
+        return Some(Blind {
+            library: "OpenSSL/BoringSSL (static)",
+            reason: "linked into the program without exported symbols to probe",
+        });
+    }
+    None
+}
+
+/// Reads and classifies files once each (by device and inode).
+#[derive(Default)]
+pub struct Scanner {
+    probeable: HashMap<(u64, u64), bool>,
+    executables: HashMap<(u64, u64), Option<Blind>>,
+}
+
+impl Scanner {
+    /// Every process with at least one TCP socket, by pid.
+    pub fn scan(&mut self) -> Vec<ProcessVisibility> {
+        let Ok(entries) = fs::read_dir("/proc") else { return Vec::new() };
+        let mut pids: Vec<u32> = entries.filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok()).collect();
+        pids.sort_unstable();
+        let mut tables: HashMap<u64, Vec<procinfo::TcpRow>> = HashMap::new();
+        pids.into_iter().filter_map(|pid| self.process(pid, &mut tables)).collect()
+    }
+
+    fn process(
+        &mut self,
+        pid: u32,
+        tables: &mut HashMap<u64, Vec<procinfo::TcpRow>>,
+    ) -> Option<ProcessVisibility> {
+        let sockets: HashSet<u64> = procinfo::socket_inodes(pid).into_iter().collect();
+        if sockets.is_empty() {
+            return None;
+        }
+        // Processes in one network namespace share their TCP tables: read them once.
+        let netns = fs::metadata(format!("/proc/{pid}/ns/net")).map_or(0, |m| m.ino());
+        let rows = tables.entry(netns).or_insert_with(|| {
+            ["tcp", "tcp6"]
+                .iter()
+                .filter_map(|t| fs::read_to_string(format!("/proc/{pid}/net/{t}")).ok())
+                .flat_map(|text| procinfo::tcp_rows(&text).collect::<Vec<_>>())
+                .collect()
+        });
+        let mine: Vec<&procinfo::TcpRow> = rows.iter().filter(|r| sockets.contains(&r.inode)).collect();
+        if mine.is_empty() {
+            return None;
+        }
+        let mut listening: Vec<u16> = mine.iter().filter(|r| r.listening).map(|r| r.local.port()).collect();
+        listening.sort_unstable();
+        listening.dedup();
+        let connections = mine.iter().filter(|r| !r.listening).count();
+        let exe = fs::read_link(format!("/proc/{pid}/exe")).ok().map(|p| p.to_string_lossy().into_owned());
+        let cgroup = fs::read_to_string(format!("/proc/{pid}/cgroup")).unwrap_or_default();
+        Some(ProcessVisibility {
+            pid,
+            process: procinfo::comm(pid).unwrap_or_default(),
+            container_id: container::identify(&cgroup).map(|c| c.id),
+            listening,
+            connections,
+            tls: self.tls_of(pid, exe.as_deref()),
+            exe,
+        })
+    }
+
+    fn tls_of(&mut self, pid: u32, exe: Option<&str>) -> TlsVisibility {
+        let maps = fs::read_to_string(format!("/proc/{pid}/maps")).unwrap_or_default();
+        let root = PathBuf::from(format!("/proc/{pid}/root"));
+        let mut paths: Vec<&str> =
+            maps.lines().filter_map(|l| l.split_whitespace().nth(5)).filter(|p| p.starts_with('/')).collect();
+        paths.dedup();
+        let mut stripped = None;
+        for path in &paths {
+            let Some(library) =
+                Path::new(path).file_name().and_then(|n| n.to_str()).and_then(TlsLibrary::from_file_name)
+            else {
+                continue;
+            };
+            if self.has_probe_points(&root.join(path.trim_start_matches('/'))) {
+                return TlsVisibility::Decrypted { library: library.as_str(), file: (*path).to_owned() };
+            }
+            stripped = Some(library);
+        }
+        if let Some(exe) = exe {
+            let host_path = root.join(exe.trim_start_matches('/'));
+            if self.has_probe_points(&host_path) {
+                return TlsVisibility::Decrypted { library: "OpenSSL (built in)", file: exe.to_owned() };
+            }
+            if let Some(blind) = self.executable(&host_path) {
+                return TlsVisibility::NotDecrypted { library: blind.library, reason: blind.reason };
+            }
+        }
+        if paths.iter().any(|p| p.ends_with("/libjvm.so")) {
+            return TlsVisibility::NotDecrypted {
+                library: "Java JSSE",
+                reason: "Java's TLS runs as JVM code, with no native function to probe",
+            };
+        }
+        if let Some(library) = stripped {
+            return TlsVisibility::NotDecrypted {
+                library: library.as_str(),
+                reason: "its library has no symbols for the read/write functions (stripped)",
+            };
+        }
+        TlsVisibility::NoTlsLibrary
+    }
+
+    fn has_probe_points(&mut self, path: &Path) -> bool {
+        let Ok(file) = fs::File::open(path) else { return false };
+        let Ok(meta) = file.metadata() else { return false };
+        *self
+            .probeable
+            .entry((meta.dev(), meta.ino()))
+            .or_insert_with(|| probe_points(&file).is_ok_and(|p| !p.is_empty()))
+    }
+
+    fn executable(&mut self, path: &Path) -> Option<Blind> {
+        let file = fs::File::open(path).ok()?;
+        let meta = file.metadata().ok()?;
+        *self.executables.entry((meta.dev(), meta.ino())).or_insert_with(|| {
+            // SAFETY: read-only private map of an executable in use (not rewritten in place).
+            let map = unsafe { memmap2::Mmap::map(&file) }.ok()?;
+            classify_executable(&map)
+        })
+    }
+}
+
+/// Kernel TLS sessions on the host (`/proc/net/tls_stat`): their records are encrypted by the
+/// kernel after the process's write, so the sensor sees neither plaintext nor a library call.
+#[must_use]
+pub fn ktls_sessions() -> Option<u64> {
+    let text = fs::read_to_string("/proc/net/tls_stat").ok()?;
+    Some(
+        text.lines()
+            .filter(|l| l.starts_with("TlsCurr"))
+            .filter_map(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok())
+            .sum(),
+    )
+}
+
+/// The inventory as an aligned table, blind processes first.
+#[must_use]
+pub fn render_table(processes: &[ProcessVisibility]) -> String {
+    let mut rows: Vec<&ProcessVisibility> = processes.iter().collect();
+    let rank = |v: &ProcessVisibility| match v.tls {
+        TlsVisibility::NotDecrypted { .. } => 0,
+        TlsVisibility::NoTlsLibrary => 1,
+        TlsVisibility::Decrypted { .. } => 2,
+    };
+    rows.sort_by_key(|v| (rank(v), v.pid));
+    let mut out =
+        format!("{:<8} {:<16} {:<14} {:<5} {:<15} TLS\n", "PID", "PROCESS", "LISTENS", "CONNS", "STATUS");
+    for v in rows {
+        let ports = if v.listening.is_empty() {
+            "-".to_owned()
+        } else {
+            v.listening.iter().map(u16::to_string).collect::<Vec<_>>().join(",")
+        };
+        let (status, detail) = match &v.tls {
+            TlsVisibility::Decrypted { library, file } => ("decrypted", format!("{library} ({file})")),
+            TlsVisibility::NotDecrypted { library, reason } => {
+                ("NOT DECRYPTED", format!("{library}: {reason}"))
+            }
+            TlsVisibility::NoTlsLibrary => {
+                ("no TLS library", "plaintext is seen; unknown TLS is not".to_owned())
+            }
+        };
+        let _ = writeln!(
+            out,
+            "{:<8} {:<16} {:<14} {:<5} {:<15} {detail}",
+            v.pid, v.process, ports, v.connections, status
+        );
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn recognises_compiled_in_tls_stacks() {
+        let go = b"..\xff Go buildinf:..runtime.main..crypto/tls.(*Conn).Write..".to_vec();
+        assert_eq!(classify_executable(&go).unwrap().library, "Go crypto/tls");
+        // A Go program without TLS, whose runtime mentions OpenSSL in a string, is not blind.
+        assert_eq!(classify_executable(b"\xff Go buildinf: net/http OpenSSL 3.0"), None);
+        let rust = b"panicked at /root/.cargo/registry/src/index.crates.io/rustls-0.23.31/src/conn.rs";
+        assert_eq!(classify_executable(rust).unwrap().library, "rustls");
+        assert_eq!(
+            classify_executable(b"..OpenSSL 3.0.15 3 Sep 2024..").unwrap().library,
+            "OpenSSL/BoringSSL (static)"
+        );
+        assert_eq!(classify_executable(b"plain program"), None);
+    }
+
+    #[test]
+    fn this_test_process_is_listed_with_its_socket() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let all = Scanner::default().scan();
+        let me = all.iter().find(|v| v.pid == std::process::id()).expect("own process listed");
+        assert!(me.listening.contains(&port), "{me:?}");
+        assert!(render_table(&all).contains(&port.to_string()));
+    }
+}
