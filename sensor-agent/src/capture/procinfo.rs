@@ -157,6 +157,17 @@ pub fn socket_inodes(tgid: u32) -> Vec<u64> {
         .collect()
 }
 
+/// Whether the process holds a TCP socket (not only Unix or other sockets).
+#[must_use]
+pub fn has_tcp_socket(tgid: u32) -> bool {
+    let inodes: std::collections::HashSet<u64> = socket_inodes(tgid).into_iter().collect();
+    !inodes.is_empty()
+        && ["tcp", "tcp6"].iter().any(|t| {
+            fs::read_to_string(format!("/proc/{tgid}/net/{t}"))
+                .is_ok_and(|text| tcp_rows(&text).any(|r| inodes.contains(&r.inode)))
+        })
+}
+
 /// Finds the row for `inode` in a /proc/net/tcp or tcp6 table.
 fn find_inode(table: &str, inode: u64) -> Option<(SocketAddr, SocketAddr)> {
     table.lines().skip(1).find_map(|line| {

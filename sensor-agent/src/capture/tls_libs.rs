@@ -23,7 +23,7 @@ use aya::{
 };
 use object::{Object as _, ObjectSection as _, ObjectSymbol as _};
 
-use super::{loader::LoadError, visibility};
+use super::{loader::LoadError, procinfo, visibility};
 
 /// `(symbol, entry program)`; every symbol also gets the shared return program. The kernel side
 /// only needs `(session, buffer, length) -> bytes or negative`, which GnuTLS's record functions
@@ -105,7 +105,7 @@ pub struct TlsAttacher {
     libs: HashMap<FileId, Library>,
     /// Files checked and found not probeable (no symbols, or the kernel refused): never retried.
     rejected: HashSet<FileId>,
-    /// JVM libraries already reported as blind.
+    /// JVM libraries and executables already checked for a TLS stack we cannot read.
     blind_files: HashSet<FileId>,
     rescans: Vec<(Instant, u32, usize)>,
     last_full_scan: Instant,
@@ -248,6 +248,7 @@ impl TlsAttacher {
         };
         let root = PathBuf::from(format!("/proc/{pid}/root"));
         let mut seen = HashSet::new();
+        let mut probed = false;
         for path in maps.lines().filter_map(|l| l.split_whitespace().nth(5)).filter(|p| p.starts_with('/')) {
             if !seen.insert(path) {
                 continue;
@@ -260,10 +261,39 @@ impl TlsAttacher {
                 !library && fs::read_link(format!("/proc/{pid}/exe")).is_ok_and(|e| e == Path::new(path));
             if library || executable {
                 let host_path = root.join(path.trim_start_matches('/'));
-                self.consider(ebpf, &host_path, path, Some(pid), false);
+                probed |= self.consider(ebpf, &host_path, path, Some(pid), false);
             }
         }
+        if !probed {
+            self.note_blind_program(pid, &root);
+        }
         true
+    }
+
+    /// A program with TCP sockets and no probed TLS: says once, by executable, if it carries a
+    /// TLS stack the sensor cannot read. Only its data sections are read, and only once.
+    fn note_blind_program(&mut self, pid: u32, root: &Path) {
+        let Ok(exe) = fs::read_link(format!("/proc/{pid}/exe")) else { return };
+        let Ok(file) = fs::File::open(root.join(exe.strip_prefix("/").unwrap_or(&exe))) else { return };
+        let Ok(meta) = file.metadata() else { return };
+        let id = FileId { dev: meta.dev(), ino: meta.ino() };
+        if meta.len() < MIN_BLIND_EXECUTABLE || self.blind_files.contains(&id) {
+            return;
+        }
+        // Checked again at later rescans until the process holds a TCP socket.
+        if !procinfo::has_tcp_socket(pid) {
+            return;
+        }
+        self.blind_files.insert(id);
+        if let Some(blind) = visibility::classify_file(&file) {
+            self.stats.blind_executables += 1;
+            log::warn!(
+                "{} (pid {pid}): {}: {}; its TLS traffic is not visible (see `apisense status`)",
+                exe.display(),
+                blind.library,
+                blind.reason
+            );
+        }
     }
 
     /// A JVM's TLS (JSSE) is Java code: nothing native to probe. Said once per JVM installation.
@@ -283,16 +313,23 @@ impl TlsAttacher {
     ///
     /// The file is opened once and everything after goes through that descriptor: a process that
     /// exits meanwhile takes its `/proc/PID/root` path with it, but not an open file.
-    fn consider(&mut self, ebpf: &mut Ebpf, host_path: &Path, shown: &str, pid: Option<u32>, pinned: bool) {
-        let Ok(file) = fs::File::open(host_path) else { return };
-        let Ok(meta) = file.metadata() else { return };
+    fn consider(
+        &mut self,
+        ebpf: &mut Ebpf,
+        host_path: &Path,
+        shown: &str,
+        pid: Option<u32>,
+        pinned: bool,
+    ) -> bool {
+        let Ok(file) = fs::File::open(host_path) else { return false };
+        let Ok(meta) = file.metadata() else { return false };
         let id = FileId { dev: meta.dev(), ino: meta.ino() };
         if let Some(lib) = self.libs.get_mut(&id) {
             lib.users.extend(pid);
-            return;
+            return true;
         }
         if self.rejected.contains(&id) {
-            return;
+            return false;
         }
         let points = match probe_points(&file) {
             Ok(s) if !s.is_empty() => s,
@@ -303,26 +340,13 @@ impl TlsAttacher {
                     log::warn!(
                         "{shown}: none of the TLS read/write symbols (stripped?); its TLS traffic is not visible"
                     );
-                } else if let Some(pid) = pid.filter(|_| meta.len() >= MIN_BLIND_EXECUTABLE) {
-                    // SAFETY: read-only private map of an executable in use (not rewritten in place).
-                    let blind = unsafe { memmap2::Mmap::map(&file) }
-                        .ok()
-                        .and_then(|m| visibility::classify_executable(&m));
-                    if let Some(blind) = blind {
-                        self.stats.blind_executables += 1;
-                        log::warn!(
-                            "{shown} (pid {pid}): {}: {}; its TLS traffic is not visible (see `apisense status`)",
-                            blind.library,
-                            blind.reason
-                        );
-                    }
                 }
-                return;
+                return false;
             }
             Err(e) => {
                 self.rejected.insert(id);
                 log::debug!("{shown}: not an ELF file we can read: {e}");
-                return;
+                return false;
             }
         };
         // Host files are pinned: a process started later maps the same inode.
@@ -334,6 +358,7 @@ impl TlsAttacher {
                 log::info!("TLS probes attached to {shown} ({})", symbols.join(", "));
                 let users = pid.into_iter().collect();
                 self.libs.insert(id, Library { path: shown.to_owned(), symbols, links, users, pinned });
+                true
             }
             Err((links, e)) => {
                 self.stats.attach_failures += 1;
@@ -342,6 +367,7 @@ impl TlsAttacher {
                     "{shown}: TLS probes could not be attached, its TLS traffic is not visible: {e:#}"
                 );
                 detach(ebpf, links);
+                false
             }
         }
     }

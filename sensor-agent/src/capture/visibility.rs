@@ -56,24 +56,67 @@ pub struct Blind {
     pub reason: &'static str,
 }
 
-/// Byte patterns of TLS stacks compiled into a program; one pass over the file finds them all.
-const MARKERS: [&[u8]; 7] = [
-    b"\xff Go buildinf:",
-    b"crypto/tls.(*Conn).Write",
-    b"/rustls-0.",
-    b"rustls::conn",
-    b"OpenSSL 1.",
-    b"OpenSSL 3.",
-    b"BoringSSL",
+/// Byte patterns of TLS stacks compiled into a program; one pass over the data finds them all.
+/// Stored reversed and turned around at run time, so that apisense's own binary does not contain
+/// them and report itself as a Go or rustls program.
+const MARKERS_REVERSED: [&[u8]; 7] = [
+    b":fnidliub oG \xff",
+    b"etirW.)nnoC*(.slt/otpyrc",
+    b".0-sltsur/",
+    b"nnoc::sltsur",
+    b".1 LSSnepO",
+    b".3 LSSnepO",
+    b"LSSgniroB",
 ];
 
-/// What TLS stack an executable carries when it exports no probeable symbols, from its bytes.
+fn marker_finder() -> Option<&'static AhoCorasick> {
+    static FINDER: std::sync::OnceLock<Option<AhoCorasick>> = std::sync::OnceLock::new();
+    FINDER
+        .get_or_init(|| {
+            AhoCorasick::new(MARKERS_REVERSED.iter().map(|m| m.iter().rev().copied().collect::<Vec<u8>>()))
+                .ok()
+        })
+        .as_ref()
+}
+
+/// Sections where the markers live: read-only data (version strings, crate paths in panic
+/// messages), Go's build info and function-name table. Reading only these keeps a check of a
+/// 100 MB binary to a few MB.
+const MARKER_SECTIONS: [&str; 5] = [".rodata", ".data.rel.ro", ".go.buildinfo", ".gopclntab", ".noptrdata"];
+/// Bytes read per file at most, whatever its sections say.
+const MAX_MARKER_BYTES: usize = 64 << 20;
+
+/// What TLS stack an executable carries when it exports no probeable symbols, from the bytes of
+/// its data sections (or the whole file when it has no section table).
 #[must_use]
-pub fn classify_executable(bytes: &[u8]) -> Option<Blind> {
-    let Ok(finder) = AhoCorasick::new(MARKERS) else { return None };
-    let mut found = [false; MARKERS.len()];
-    for m in finder.find_overlapping_iter(bytes) {
-        found[m.pattern().as_usize()] = true;
+pub fn classify_file(file: &fs::File) -> Option<Blind> {
+    use object::{Object as _, ObjectSection as _};
+    // SAFETY: read-only private map of an executable in use (not rewritten in place).
+    let map = unsafe { memmap2::Mmap::map(file) }.ok()?;
+    let Ok(elf) = object::File::parse(&*map) else { return None };
+    let mut budget = MAX_MARKER_BYTES;
+    let parts: Vec<&[u8]> = elf
+        .sections()
+        .filter(|s| s.name().is_ok_and(|n| MARKER_SECTIONS.contains(&n)))
+        .filter_map(|s| {
+            let (start, size) = s.file_range()?;
+            let len = usize::try_from(size).ok()?.min(budget);
+            budget -= len;
+            map.get(usize::try_from(start).ok()?..)?.get(..len)
+        })
+        .collect();
+    classify_executable(&parts)
+}
+
+/// What TLS stack these bytes of an executable show, when it exports no probeable symbols.
+#[must_use]
+pub fn classify_executable(parts: &[&[u8]]) -> Option<Blind> {
+    let finder = marker_finder()?;
+    let mut found = [false; MARKERS_REVERSED.len()];
+    for part in parts {
+        for m in finder.find_overlapping_iter(*part) {
+            found[m.pattern().as_usize()] = true;
+        }
     }
     let go = found[0];
     if go && found[1] {
@@ -207,11 +250,7 @@ impl Scanner {
     fn executable(&mut self, path: &Path) -> Option<Blind> {
         let file = fs::File::open(path).ok()?;
         let meta = file.metadata().ok()?;
-        *self.executables.entry((meta.dev(), meta.ino())).or_insert_with(|| {
-            // SAFETY: read-only private map of an executable in use (not rewritten in place).
-            let map = unsafe { memmap2::Mmap::map(&file) }.ok()?;
-            classify_executable(&map)
-        })
+        *self.executables.entry((meta.dev(), meta.ino())).or_insert_with(|| classify_file(&file))
     }
 }
 
@@ -270,17 +309,24 @@ mod tests {
 
     #[test]
     fn recognises_compiled_in_tls_stacks() {
-        let go = b"..\xff Go buildinf:..runtime.main..crypto/tls.(*Conn).Write..".to_vec();
-        assert_eq!(classify_executable(&go).unwrap().library, "Go crypto/tls");
+        let one = |b: &[u8]| classify_executable(&[b]).map(|b| b.library);
+        // Markers may sit in different sections.
+        let go =
+            classify_executable(&[b"..\xff Go buildinf:..", b"runtime.main..crypto/tls.(*Conn).Write.."]);
+        assert_eq!(go.unwrap().library, "Go crypto/tls");
         // A Go program without TLS, whose runtime mentions OpenSSL in a string, is not blind.
-        assert_eq!(classify_executable(b"\xff Go buildinf: net/http OpenSSL 3.0"), None);
+        assert_eq!(one(b"\xff Go buildinf: net/http OpenSSL 3.0"), None);
         let rust = b"panicked at /root/.cargo/registry/src/index.crates.io/rustls-0.23.31/src/conn.rs";
-        assert_eq!(classify_executable(rust).unwrap().library, "rustls");
-        assert_eq!(
-            classify_executable(b"..OpenSSL 3.0.15 3 Sep 2024..").unwrap().library,
-            "OpenSSL/BoringSSL (static)"
-        );
-        assert_eq!(classify_executable(b"plain program"), None);
+        assert_eq!(one(rust), Some("rustls"));
+        assert_eq!(one(b"..OpenSSL 3.0.15 3 Sep 2024.."), Some("OpenSSL/BoringSSL (static)"));
+        assert_eq!(one(b"plain program"), None);
+        // Section reading on real files (not this test binary: it holds the markers as literals).
+        // node carries OpenSSL's version string in its read-only data; ls carries no TLS.
+        if let Ok(node) = fs::File::open("/usr/bin/node") {
+            assert_eq!(classify_file(&node).map(|b| b.library), Some("OpenSSL/BoringSSL (static)"));
+        }
+        assert_eq!(classify_file(&fs::File::open("/bin/ls").unwrap()), None);
+        assert_eq!(classify_file(&fs::File::open("/proc/self/status").unwrap()), None);
     }
 
     #[test]
