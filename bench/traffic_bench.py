@@ -577,9 +577,82 @@ def part_memory(agent, tmp, quick):
 # ---------------------------------------------------------------- main
 
 
+# ---------------------------------------------------------------- peers
+
+
+def process_tree_cpu(pid):
+    """CPU seconds of a process and its children (tshark runs dumpcap as a child)."""
+    total = 0.0
+    try:
+        total += cpu_seconds(pid)
+        for task in os.listdir(f"/proc/{pid}/task"):
+            with open(f"/proc/{pid}/task/{task}/children") as f:
+                for child in f.read().split():
+                    total += process_tree_cpu(int(child))
+    except (FileNotFoundError, ProcessLookupError):
+        pass
+    return total
+
+
+def wait_quiet(path, idle=2.0, limit=60.0):
+    """Waits until the file stops growing (the tool caught up with the traffic)."""
+    last, since, end = -1, time.monotonic(), time.monotonic() + limit
+    while time.monotonic() < end:
+        size = os.path.getsize(path) if os.path.exists(path) else 0
+        if size != last:
+            last, since = size, time.monotonic()
+        elif time.monotonic() - since >= idle:
+            return
+        time.sleep(0.2)
+
+
+def part_peers(agent, tmp, quick):
+    """The same plaintext HTTP on loopback, decoded by apisense and by tshark side by side."""
+    if not shutil.which("tshark"):
+        raise SystemExit("tshark not found (apt-get install tshark)")
+    port = free_port()
+    ng = Nginx(tmp, port)
+    secs = 5 if quick else 10
+    rows = []
+    try:
+        for conns in ([4] if quick else [4, 16]):
+            out = os.path.join(tmp, f"apisense-{conns}.jsonl")
+            fields = os.path.join(tmp, f"tshark-{conns}.txt")
+            a = Agent(agent, ["run", "--output", out, "--port", str(port), "--state-dir", os.path.join(tmp, "state")])
+            with open(fields, "w") as f:
+                ts = subprocess.Popen(["tshark", "-i", "lo", "-f", f"tcp port {port}", "-l", "-n", "-Y", "http.response",
+                                       "-T", "fields", "-e", "http.response.code", "-e", "http.request.uri"],
+                                      stdout=f, stderr=subprocess.DEVNULL)
+            time.sleep(3)  # tshark's capture child starts
+            a0, t0 = cpu_seconds(a.proc.pid), process_tree_cpu(ts.pid)
+            log(f"wrk -t1 -c{conns} -d{secs}s, apisense and tshark both decoding")
+            res = wrk(f"http://127.0.0.1:{port}/api/items", 1, conns, secs)
+            wait_quiet(out)
+            wait_quiet(fields)
+            a1, t1 = cpu_seconds(a.proc.pid), process_tree_cpu(ts.pid)
+            ts.send_signal(signal.SIGINT)
+            ts.wait(timeout=30)
+            a.stop()
+            seen, _client = count_roles(out)
+            with open(fields) as f:
+                decoded = sum(1 for line in f if line.strip())
+            n = max(res["requests"], 1)
+            rows.append(f"| {conns} | {res['rps']:,.0f} | {res['requests']} | {seen} | {a1 - a0:.2f} | "
+                        f"{1e6 * (a1 - a0) / max(seen, 1):.1f} | {decoded} | {t1 - t0:.2f} | "
+                        f"{1e6 * (t1 - t0) / max(decoded, 1):.1f} | {(t1 - t0) / max(a1 - a0, 1e-9):.1f}x |")
+            os.remove(out)
+    finally:
+        ng.stop()
+    header = ["| connections | requests/s (wrk) | requests | apisense: server exchanges | apisense CPU s | "
+              "apisense CPU µs per exchange | tshark: responses decoded | tshark+dumpcap CPU s | "
+              "tshark CPU µs per response | tshark CPU / apisense CPU |",
+              "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
+    return "\n".join(header + rows)
+
+
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("part", choices=["pipeline", "overhead", "fidelity", "memory", "_hold"])
+    ap.add_argument("part", choices=["pipeline", "overhead", "fidelity", "memory", "peers", "_hold"])
     ap.add_argument("--agent")
     ap.add_argument("--out-md")
     ap.add_argument("--quick", action="store_true")
@@ -596,7 +669,7 @@ def main():
     tmp = tempfile.mkdtemp(prefix=f"apisense-bench-{args.part}-")
     try:
         fn = {"pipeline": part_pipeline, "overhead": part_overhead, "fidelity": part_fidelity,
-              "memory": part_memory}[args.part]
+              "memory": part_memory, "peers": part_peers}[args.part]
         body = fn(args.agent, tmp, args.quick)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)

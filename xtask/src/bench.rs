@@ -21,10 +21,10 @@ use anyhow::{Context as _, bail};
 
 use crate::setup::workspace_root;
 
-const PARTS: [&str; 6] = ["detect", "inventory", "pipeline", "overhead", "fidelity", "memory"];
+const PARTS: [&str; 7] = ["detect", "inventory", "pipeline", "overhead", "fidelity", "memory", "peers"];
 
 /// The parts that run the live agent (`bench/traffic_bench.py`).
-const LIVE: [&str; 4] = ["pipeline", "overhead", "fidelity", "memory"];
+const LIVE: [&str; 5] = ["pipeline", "overhead", "fidelity", "memory", "peers"];
 
 /// Peer versions measured (pinned so that reruns compare like with like).
 const PEERS: [&str; 2] = ["presidio-analyzer==2.2.366", "detect-secrets==1.5.0"];
@@ -145,12 +145,27 @@ once all connections are held, and over 5 s after they closed; RSS per held conn
 (held - before) / connections held. The nofile limit cannot be raised above the container's hard \
 limit (20000, no `CAP_SYS_RESOURCE`), which is enough for 10,000 connections per process.";
 
+const PEERS_ABOUT: &str = "\
+What is measured: the CPU each tool spends decoding the same plaintext HTTP/1.1 traffic on \
+loopback (`bench/traffic_bench.py peers`), apisense and tshark (Wireshark's CLI, Debian's package) \
+running at the same time on the same port.
+
+- nginx on loopback, `location /api/` returning a 66-byte JSON, keep-alive; `wrk -t1 -cN -d10s`.
+- apisense: `apisense run --output FILE --port PORT` (both views: nginx's server side and wrk's \
+client side, detection and inventory included); exchanges counted from nginx's side.
+- tshark: `tshark -i lo -f 'tcp port PORT' -Y http.response -T fields -e http.response.code -e \
+http.request.uri` (capture by dumpcap, its child, with a BPF filter; HTTP dissection; one line per \
+response decoded).
+- CPU: utime + stime from `/proc/PID/stat` (tshark plus dumpcap) from just before wrk starts until \
+each tool's output stopped growing for 2 s; per exchange = CPU / exchanges the tool reported.";
+
 /// Title and description of a live part.
 fn live_about(part: &str) -> (&'static str, &'static str) {
     match part {
         "pipeline" => ("pipeline: userspace throughput on a real recording", PIPELINE_ABOUT),
         "overhead" => ("overhead: cost of the sensor to a busy nginx (plaintext and TLS)", OVERHEAD_ABOUT),
         "fidelity" => ("fidelity: exchanges reported vs requests served as load rises", FIDELITY_ABOUT),
+        "peers" => ("peers: CPU per exchange, apisense vs tshark on the same traffic", PEERS_ABOUT),
         _ => ("memory: agent RSS per held keep-alive connection", MEMORY_ABOUT),
     }
 }

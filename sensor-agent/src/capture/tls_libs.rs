@@ -105,8 +105,11 @@ pub struct TlsAttacher {
     libs: HashMap<FileId, Library>,
     /// Files checked and found not probeable (no symbols, or the kernel refused): never retried.
     rejected: HashSet<FileId>,
-    /// JVM libraries and executables already checked for a TLS stack we cannot read.
+    /// JVM libraries already reported as blind.
     blind_files: HashSet<FileId>,
+    blind_checker: std::sync::mpsc::SyncSender<BlindCheck>,
+    /// Programs the checker thread found blind.
+    blind_programs: std::sync::Arc<std::sync::atomic::AtomicU64>,
     rescans: Vec<(Instant, u32, usize)>,
     last_full_scan: Instant,
     pub stats: TlsStats,
@@ -133,10 +136,13 @@ fn uprobe<'a>(ebpf: &'a mut Ebpf, name: &'static str) -> Result<&'a mut UProbe, 
 impl TlsAttacher {
     #[must_use]
     pub fn new() -> Self {
+        let (blind_checker, blind_programs) = spawn_blind_checker();
         TlsAttacher {
             libs: HashMap::new(),
             rejected: HashSet::new(),
             blind_files: HashSet::new(),
+            blind_checker,
+            blind_programs,
             rescans: Vec::new(),
             last_full_scan: Instant::now(),
             stats: TlsStats::default(),
@@ -210,6 +216,8 @@ impl TlsAttacher {
 
     /// Runs due rescans of new processes, and a periodic full rescan for late `dlopen`s.
     pub fn tick(&mut self, ebpf: &mut Ebpf) {
+        self.stats.blind_executables =
+            self.blind_programs.load(std::sync::atomic::Ordering::Relaxed) + self.blind_files.len() as u64;
         let now = Instant::now();
         let due: Vec<(Instant, u32, usize)> =
             self.rescans.iter().copied().filter(|(at, _, _)| *at <= now).collect();
@@ -270,8 +278,9 @@ impl TlsAttacher {
         true
     }
 
-    /// A program with TCP sockets and no probed TLS: says once, by executable, if it carries a
-    /// TLS stack the sensor cannot read. Only its data sections are read, and only once.
+    /// A program with no probed TLS: handed to the blind-spot checker thread, which says once,
+    /// by executable, if it holds TCP sockets and carries a TLS stack the sensor cannot read.
+    /// Reading a program's data sections takes a while: never on the capture loop.
     fn note_blind_program(&mut self, pid: u32, root: &Path) {
         let Ok(exe) = fs::read_link(format!("/proc/{pid}/exe")) else { return };
         let Ok(file) = fs::File::open(root.join(exe.strip_prefix("/").unwrap_or(&exe))) else { return };
@@ -280,27 +289,14 @@ impl TlsAttacher {
         if meta.len() < MIN_BLIND_EXECUTABLE || self.blind_files.contains(&id) {
             return;
         }
-        // Checked again at later rescans until the process holds a TCP socket.
-        if !procinfo::has_tcp_socket(pid) {
-            return;
-        }
-        self.blind_files.insert(id);
-        if let Some(blind) = visibility::classify_file(&file) {
-            self.stats.blind_executables += 1;
-            log::warn!(
-                "{} (pid {pid}): {}: {}; its TLS traffic is not visible (see `apisense status`)",
-                exe.display(),
-                blind.library,
-                blind.reason
-            );
-        }
+        // A full queue drops the request: the next rescan asks again.
+        let _ = self.blind_checker.try_send(BlindCheck { pid, exe, file, id });
     }
 
     /// A JVM's TLS (JSSE) is Java code: nothing native to probe. Said once per JVM installation.
     fn note_jvm(&mut self, libjvm: &Path, pid: u32) {
         let Ok(meta) = fs::metadata(libjvm) else { return };
         if self.blind_files.insert(FileId { dev: meta.dev(), ino: meta.ino() }) {
-            self.stats.blind_executables += 1;
             log::warn!(
                 "pid {pid} runs a JVM ({}): Java's TLS (JSSE) has no native function to probe; its TLS traffic \
                  is not visible (see `apisense status`)",
@@ -371,6 +367,52 @@ impl TlsAttacher {
             }
         }
     }
+}
+
+/// A program to check for a TLS stack we cannot read.
+struct BlindCheck {
+    pid: u32,
+    exe: PathBuf,
+    file: fs::File,
+    id: FileId,
+}
+
+/// The blind-spot checker: one low-priority thread, a bounded queue, each executable checked
+/// once it holds a TCP socket.
+fn spawn_blind_checker()
+-> (std::sync::mpsc::SyncSender<BlindCheck>, std::sync::Arc<std::sync::atomic::AtomicU64>) {
+    let (tx, rx) = std::sync::mpsc::sync_channel::<BlindCheck>(64);
+    let found = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let counter = std::sync::Arc::clone(&found);
+    let spawned = std::thread::Builder::new().name("blind-spots".into()).spawn(move || {
+        // Lowest CPU priority for this thread only (Linux applies nice values per thread): the
+        // check must never compete with the host's work or the capture loop.
+        // SAFETY: no pointers; affects the calling thread.
+        unsafe {
+            libc::setpriority(libc::PRIO_PROCESS, 0, 19);
+        }
+        let mut checked: HashSet<FileId> = HashSet::new();
+        for BlindCheck { pid, exe, file, id } in rx {
+            // Checked again at later rescans until the process holds a TCP socket.
+            if checked.contains(&id) || !procinfo::has_tcp_socket(pid) {
+                continue;
+            }
+            checked.insert(id);
+            if let Some(blind) = visibility::classify_file(&file) {
+                counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                log::warn!(
+                    "{} (pid {pid}): {}: {}; its TLS traffic is not visible (see `apisense status`)",
+                    exe.display(),
+                    blind.library,
+                    blind.reason
+                );
+            }
+        }
+    });
+    if let Err(e) = spawned {
+        log::warn!("blind-spot checks off: {e}");
+    }
+    (tx, found)
 }
 
 impl Default for TlsAttacher {
