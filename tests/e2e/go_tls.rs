@@ -104,8 +104,9 @@ func main() {
 				os.Exit(1)
 			}
 			// A steady load, not a flood: the point is the program's behaviour while probes
-			// come and go, on CI machines with two cores.
-			time.Sleep(20 * time.Millisecond)
+			// come and go, on two-core CI machines where every other test's agent also
+			// probes this running program and receives its plaintext.
+			time.Sleep(50 * time.Millisecond)
 		}
 		fmt.Println(n)
 	}
