@@ -9,6 +9,7 @@
 mod classify;
 mod emit;
 mod filter;
+mod go_tls;
 mod maps;
 mod process;
 mod syscalls;

@@ -194,7 +194,9 @@ impl Agent {
     pub fn stop(&mut self) -> String {
         // SAFETY: signalling our own child.
         unsafe { libc::kill(self.proc.pid() as i32, libc::SIGINT) };
-        let deadline = Instant::now() + Duration::from_secs(10);
+        // Generous: the kernel removes each uprobe after an RCU grace period, one at a time
+        // (~0.2 s each on a busy 2-core VM), and a Go program alone carries about twenty.
+        let deadline = Instant::now() + Duration::from_secs(30);
         while self.proc.is_running() && Instant::now() < deadline {
             thread::sleep(Duration::from_millis(20));
         }

@@ -7,6 +7,7 @@
 mod harness;
 
 mod cli;
+mod go_tls;
 mod http2;
 mod inventory;
 mod kubernetes;

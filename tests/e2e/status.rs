@@ -22,14 +22,14 @@ public class Server {
 }
 "#;
 
-fn status() -> Vec<Value> {
+pub(crate) fn status() -> Vec<Value> {
     let out = Command::new(agent_bin()).args(["status", "--format", "json"]).output().unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let doc: Value = serde_json::from_slice(&out.stdout).unwrap();
     doc["processes"].as_array().unwrap().clone()
 }
 
-fn listening_on(all: &[Value], port: u16) -> Option<&Value> {
+pub(crate) fn listening_on(all: &[Value], port: u16) -> Option<&Value> {
     all.iter().find(|p| p["listening"].as_array().is_some_and(|l| l.iter().any(|x| x == port)))
 }
 

@@ -17,7 +17,7 @@ fn views<'a>(all: &'a [Value], path: &str) -> (Vec<&'a Value>, Vec<&'a Value>) {
 
 /// Waits for exactly one server-side and one client-side exchange of `path`, checks them, and
 /// returns them.
-fn both_sides(agent: &Agent, path: &str, server_process: &str, client_process: &str, body: u64) {
+pub(crate) fn both_sides(agent: &Agent, path: &str, server_process: &str, client_process: &str, body: u64) {
     let seen = agent.wait_for(
         &format!("both TLS views of {path}"),
         |e| str_at(e, "/request/path") == path,
@@ -39,7 +39,7 @@ fn both_sides(agent: &Agent, path: &str, server_process: &str, client_process: &
 }
 
 /// Nothing on this port may have been parsed from ciphertext.
-fn no_plaintext_exchanges(agent: &Agent) {
+pub(crate) fn no_plaintext_exchanges(agent: &Agent) {
     let bad: Vec<Value> = agent.exchanges().into_iter().filter(|e| e["tls"] != true).collect();
     assert!(bad.is_empty(), "exchanges built from ciphertext: {bad:#?}");
 }

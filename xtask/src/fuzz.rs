@@ -12,7 +12,7 @@ use anyhow::{Context as _, bail};
 use crate::setup;
 
 pub const TARGETS: &[&str] =
-    &["http_stream", "h2_stream", "stream_pipeline", "ring_record", "recording", "cgroup"];
+    &["http_stream", "h2_stream", "stream_pipeline", "ring_record", "recording", "cgroup", "gopclntab"];
 
 pub fn run(seconds: u32, only: Option<&str>) -> anyhow::Result<()> {
     ensure_cargo_fuzz()?;

@@ -22,6 +22,8 @@ const TEST_PACKAGES: &[(&str, &str)] = &[
     ("wget", "/usr/bin/wget"),
     ("gnutls-bin", "/usr/bin/gnutls-cli"),
     ("libnss3-tools", "/usr/bin/tstclnt"),
+    // Go HTTPS servers and clients built by the Go TLS tests (standard library only).
+    ("golang-go", "/usr/bin/go"),
 ];
 /// Python modules the end-to-end tests import, with the package (from the Python package index) providing each (grpcio:
 /// a real gRPC server and client for the HTTP/2 tests).

@@ -115,6 +115,8 @@ pub fn load(options: &LoadOptions) -> Result<Probes, LoadError> {
     let agent_tgid = std::process::id();
     let mut ebpf = EbpfLoader::new()
         .override_global("AGENT_TGID", &agent_tgid, true)
+        .override_global("GO_TLS_CONN_DATA", &super::go_tls::GO_TLS_CONN_DATA, true)
+        .override_global("GO_NETFD_SYSFD", &super::go_tls::GO_NETFD_SYSFD, true)
         .map_max_entries("EVENTS", options.ring_buffer_bytes)
         .map_max_entries("CONNS", options.max_connections)
         .load(OBJECT)

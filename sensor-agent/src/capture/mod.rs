@@ -8,6 +8,8 @@ pub mod container;
 pub mod decode;
 pub mod enrich;
 pub mod event;
+pub mod go_tls;
+pub mod gopclntab;
 pub mod loader;
 pub mod losses;
 pub mod pods;

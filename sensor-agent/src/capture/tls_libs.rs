@@ -1,6 +1,7 @@
 //! Finding the TLS code on this host and probing it: every OpenSSL/BoringSSL `libssl`, GnuTLS
 //! `libgnutls` and NSS `libnspr4` mapped by a process (and the system's own), and executables that
-//! carry one of them statically and export its API (node). Each library *file* is probed once (by device and inode) for all processes; paths go
+//! carry one of them statically and export its API (node), and Go programs (their built-in
+//! `crypto/tls`, see [`super::go_tls`]). Each library *file* is probed once (by device and inode) for all processes; paths go
 //! through `/proc/PID/root` so libraries inside containers are found. Libraries only seen inside
 //! a container are detached when the last process that mapped them exits.
 //!
@@ -23,7 +24,7 @@ use aya::{
 };
 use object::{Object as _, ObjectSection as _, ObjectSymbol as _};
 
-use super::{loader::LoadError, procinfo, visibility};
+use super::{go_tls, loader::LoadError, procinfo, visibility};
 
 /// `(symbol, entry program)`; every symbol also gets the shared return program. The kernel side
 /// only needs `(session, buffer, length) -> bytes or negative`, which GnuTLS's record functions
@@ -117,7 +118,13 @@ pub struct TlsAttacher {
 
 /// Loads the TLS programs into the kernel (verifier) without attaching them anywhere.
 pub fn load_programs(ebpf: &mut Ebpf) -> Result<(), LoadError> {
-    let mut names: Vec<&'static str> = SYMBOLS.iter().map(|(_, p)| *p).chain([RETURN_PROGRAM]).collect();
+    let mut names: Vec<&'static str> = SYMBOLS
+        .iter()
+        .map(|(_, p)| *p)
+        .chain([RETURN_PROGRAM])
+        .chain(go_tls::FUNCTIONS.iter().map(|(_, p)| *p))
+        .chain([go_tls::RETURN_PROGRAM])
+        .collect();
     names.sort_unstable();
     names.dedup();
     for name in names {
@@ -168,7 +175,7 @@ impl TlsAttacher {
                 let Ok(path) = fs::canonicalize(entry.path()) else { continue };
                 let big_file =
                     fs::metadata(&path).is_ok_and(|m| m.is_file() && m.len() >= MIN_STATIC_TLS_EXECUTABLE);
-                if big_file {
+                if big_file && !is_go_program(&path) {
                     self.consider(ebpf, &path, &path.to_string_lossy(), None, true);
                 }
             }
@@ -327,9 +334,20 @@ impl TlsAttacher {
         if self.rejected.contains(&id) {
             return false;
         }
-        let points = match probe_points(&file) {
-            Ok(s) if !s.is_empty() => s,
-            Ok(_) => {
+        let plan = match plan(&file) {
+            Ok(Found::Probes(plan)) => plan,
+            Ok(Found::GoBlind(e)) => {
+                self.rejected.insert(id);
+                if pid.is_some() {
+                    self.stats.blind_executables += 1;
+                    log::warn!(
+                        "{shown}: Go crypto/tls cannot be probed: {e} ({}); its TLS traffic is not visible",
+                        e.reason()
+                    );
+                }
+                return false;
+            }
+            Ok(Found::Nothing) => {
                 self.rejected.insert(id);
                 if is_tls_library(Path::new(shown)) {
                     self.stats.libraries_without_symbols += 1;
@@ -347,8 +365,8 @@ impl TlsAttacher {
         };
         // Host files are pinned: a process started later maps the same inode.
         let pinned = pinned || fs::metadata(shown).is_ok_and(|m| m.dev() == id.dev && m.ino() == id.ino);
-        let symbols: Vec<&'static str> = points.iter().map(|p| p.symbol).collect();
-        match attach(ebpf, &file, &points) {
+        let Plan { symbols, attachments } = plan;
+        match attach(ebpf, &file, &attachments) {
             Ok(links) => {
                 self.stats.libraries_attached += 1;
                 log::info!("TLS probes attached to {shown} ({})", symbols.join(", "));
@@ -423,29 +441,70 @@ impl Default for TlsAttacher {
 
 type Links = Vec<(&'static str, aya::programs::uprobe::UProbeLinkId)>;
 
-/// Attaches entry and return probes at each point of the open `file`; on failure returns what
-/// was attached so far. The kernel resolves `/proc/self/fd/N` to the file itself and keeps its
-/// inode, so the probes outlive both the descriptor and the path the file was found under.
-fn attach(ebpf: &mut Ebpf, file: &fs::File, points: &[ProbePoint]) -> Result<Links, (Links, anyhow::Error)> {
+/// What to attach to one file: `(program, file offset)` pairs, and the functions they cover
+/// (for the log).
+struct Plan {
+    symbols: Vec<&'static str>,
+    attachments: Vec<(&'static str, u64)>,
+}
+
+/// What a file offers to probe.
+enum Found {
+    Probes(Plan),
+    /// A Go program with `crypto/tls` whose functions could not be located.
+    GoBlind(go_tls::GoTlsError),
+    Nothing,
+}
+
+/// Exported TLS library functions (entry and uretprobe at each), else a Go program's
+/// `crypto/tls` (entry, and a plain uprobe at each RET).
+fn plan(file: &fs::File) -> anyhow::Result<Found> {
+    // SAFETY: as in `probe_points`.
+    let map = unsafe { memmap2::Mmap::map(file)? };
+    let elf = object::File::parse(&*map)?;
+    let points = exported_points(&elf);
+    if !points.is_empty() {
+        let attachments = points
+            .iter()
+            .filter_map(|p| SYMBOLS.iter().find(|(s, _)| *s == p.symbol).map(|(_, prog)| (*prog, p.offset)))
+            .flat_map(|(prog, offset)| [(prog, offset), (RETURN_PROGRAM, offset)])
+            .collect();
+        return Ok(Found::Probes(Plan { symbols: points.iter().map(|p| p.symbol).collect(), attachments }));
+    }
+    Ok(match go_tls::probe_points(&elf) {
+        None => Found::Nothing,
+        Some(Err(e)) => Found::GoBlind(e),
+        Some(Ok(functions)) => Found::Probes(Plan {
+            symbols: functions.iter().map(|f| f.name).collect(),
+            attachments: functions
+                .iter()
+                .flat_map(|f| {
+                    std::iter::once((f.entry_program, f.entry))
+                        .chain(f.returns.iter().map(|r| (go_tls::RETURN_PROGRAM, *r)))
+                })
+                .collect(),
+        }),
+    })
+}
+
+/// Attaches each `(program, offset)` to the open `file`; on failure returns what was attached
+/// so far. The kernel resolves `/proc/self/fd/N` to the file itself and keeps its inode, so the
+/// probes outlive both the descriptor and the path the file was found under.
+fn attach(
+    ebpf: &mut Ebpf,
+    file: &fs::File,
+    attachments: &[(&'static str, u64)],
+) -> Result<Links, (Links, anyhow::Error)> {
     let target = PathBuf::from(format!("/proc/self/fd/{}", file.as_raw_fd()));
     let mut links = Vec::new();
-    for point in points {
-        let Some((_, program)) = SYMBOLS.iter().find(|(s, _)| *s == point.symbol) else {
-            continue;
-        };
-        for name in [*program, RETURN_PROGRAM] {
-            let result = uprobe(ebpf, name).map_err(anyhow::Error::from).and_then(|p| {
-                p.attach(
-                    UProbeAttachLocation::AbsoluteOffset(point.offset),
-                    &target,
-                    UProbeScope::AllProcesses,
-                )
+    for &(name, offset) in attachments {
+        let result = uprobe(ebpf, name).map_err(anyhow::Error::from).and_then(|p| {
+            p.attach(UProbeAttachLocation::AbsoluteOffset(offset), &target, UProbeScope::AllProcesses)
                 .map_err(anyhow::Error::from)
-            });
-            match result {
-                Ok(link) => links.push((name, link)),
-                Err(e) => return Err((links, e.context(format!("{name} on {}", point.symbol)))),
-            }
+        });
+        match result {
+            Ok(link) => links.push((name, link)),
+            Err(e) => return Err((links, e.context(format!("{name} at offset {offset:#x}")))),
         }
     }
     Ok(links)
@@ -457,6 +516,18 @@ fn detach(ebpf: &mut Ebpf, links: Links) {
             let _ = p.detach(link);
         }
     }
+}
+
+/// Go programs in the system directories are not probed at start, only when they run: each
+/// costs about twenty probes (every RET of two functions), and the kernel removes uprobes one at
+/// a time, each after an RCU grace period under a global mutex (~90 ms on our test hosts), so a
+/// host with a dozen Go tools (docker, kubectl, terraform) would make the agent's stop take tens
+/// of seconds. The price: a Go client's TLS in the first milliseconds of its first run.
+fn is_go_program(path: &Path) -> bool {
+    let Ok(file) = fs::File::open(path) else { return false };
+    // SAFETY: read-only private map of an installed program (replaced by rename, not in place).
+    let Ok(map) = (unsafe { memmap2::Mmap::map(&file) }) else { return false };
+    object::File::parse(&*map).is_ok_and(|elf| go_tls::is_go(&elf))
 }
 
 /// TLS libraries apisense probes, by the name of their shared object.
@@ -528,6 +599,11 @@ pub(crate) fn probe_points(file: &fs::File) -> anyhow::Result<Vec<ProbePoint>> {
     // rename, which leaves this inode intact).
     let map = unsafe { memmap2::Mmap::map(file)? };
     let elf = object::File::parse(&*map)?;
+    Ok(exported_points(&elf))
+}
+
+/// The SSL functions `elf` exports, sorted by name.
+fn exported_points(elf: &object::File<'_>) -> Vec<ProbePoint> {
     let mut found: Vec<ProbePoint> = Vec::new();
     for sym in elf.dynamic_symbols() {
         if sym.is_undefined() || !sym.is_definition() {
@@ -538,14 +614,14 @@ pub(crate) fn probe_points(file: &fs::File) -> anyhow::Result<Vec<ProbePoint>> {
         if found.iter().any(|p| p.symbol == *symbol) {
             continue;
         }
-        let Some(offset) = file_offset(&elf, &sym) else {
+        let Some(offset) = file_offset(elf, &sym) else {
             log::debug!("{name} at {:#x} is not in a section backed by the file", sym.address());
             continue;
         };
         found.push(ProbePoint { symbol, offset });
     }
     found.sort_unstable_by_key(|p| p.symbol);
-    Ok(found)
+    found
 }
 
 /// A symbol's virtual address translated to its offset in the file, through its section.

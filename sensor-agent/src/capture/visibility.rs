@@ -18,7 +18,7 @@ use aho_corasick::AhoCorasick;
 use serde::Serialize;
 
 use super::{
-    container, procinfo,
+    container, go_tls, procinfo,
     tls_libs::{TlsLibrary, probe_points},
 };
 
@@ -48,6 +48,8 @@ pub struct ProcessVisibility {
     pub connections: usize,
     pub tls: TlsVisibility,
 }
+
+const GO_TLS: &str = "Go crypto/tls";
 
 /// A TLS implementation recognised inside an executable that exports nothing to probe.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -118,12 +120,13 @@ pub fn classify_executable(parts: &[&[u8]]) -> Option<Blind> {
             found[m.pattern().as_usize()] = true;
         }
     }
+    // Go programs are told from their ELF sections by `go_tls`, which also says whether their
+    // TLS is probed. The Go markers only keep Go programs, whose runtime mentions OpenSSL, out
+    // of the static-OpenSSL case below: a bare byte match also hits programs that merely name
+    // Go's symbols (this agent does), so it reports nothing itself.
     let go = found[0];
     if go && found[1] {
-        return Some(Blind {
-            library: "Go crypto/tls",
-            reason: "Go's TLS is compiled into the program; its probes are not implemented yet",
-        });
+        return None;
     }
     if found[2] || found[3] {
         return Some(Blind {
@@ -145,6 +148,8 @@ pub fn classify_executable(parts: &[&[u8]]) -> Option<Blind> {
 pub struct Scanner {
     probeable: HashMap<(u64, u64), bool>,
     executables: HashMap<(u64, u64), Option<Blind>>,
+    /// Go programs with `crypto/tls`: probeable, or why not.
+    go: HashMap<(u64, u64), Option<Result<(), &'static str>>>,
 }
 
 impl Scanner {
@@ -219,6 +224,11 @@ impl Scanner {
             if self.has_probe_points(&host_path) {
                 return TlsVisibility::Decrypted { library: "OpenSSL (built in)", file: exe.to_owned() };
             }
+            match self.go_tls(&host_path) {
+                Some(Ok(())) => return TlsVisibility::Decrypted { library: GO_TLS, file: exe.to_owned() },
+                Some(Err(reason)) => return TlsVisibility::NotDecrypted { library: GO_TLS, reason },
+                None => {}
+            }
             if let Some(blind) = self.executable(&host_path) {
                 return TlsVisibility::NotDecrypted { library: blind.library, reason: blind.reason };
             }
@@ -245,6 +255,18 @@ impl Scanner {
             .probeable
             .entry((meta.dev(), meta.ino()))
             .or_insert_with(|| probe_points(&file).is_ok_and(|p| !p.is_empty()))
+    }
+
+    /// Whether the program at `path` is Go with `crypto/tls`, and whether its functions were found.
+    fn go_tls(&mut self, path: &Path) -> Option<Result<(), &'static str>> {
+        let file = fs::File::open(path).ok()?;
+        let meta = file.metadata().ok()?;
+        *self.go.entry((meta.dev(), meta.ino())).or_insert_with(|| {
+            // SAFETY: read-only private map of an executable in use (not rewritten in place).
+            let map = unsafe { memmap2::Mmap::map(&file) }.ok()?;
+            let elf = object::File::parse(&*map).ok()?;
+            go_tls::probe_points(&elf).map(|r| r.map(|_| ()).map_err(|e| e.reason()))
+        })
     }
 
     fn executable(&mut self, path: &Path) -> Option<Blind> {
@@ -310,10 +332,10 @@ mod tests {
     #[test]
     fn recognises_compiled_in_tls_stacks() {
         let one = |b: &[u8]| classify_executable(&[b]).map(|b| b.library);
-        // Markers may sit in different sections.
+        // Go programs are `go_tls`'s to classify (from their sections, not their bytes).
         let go =
             classify_executable(&[b"..\xff Go buildinf:..", b"runtime.main..crypto/tls.(*Conn).Write.."]);
-        assert_eq!(go.unwrap().library, "Go crypto/tls");
+        assert_eq!(go, None);
         // A Go program without TLS, whose runtime mentions OpenSSL in a string, is not blind.
         assert_eq!(one(b"\xff Go buildinf: net/http OpenSSL 3.0"), None);
         let rust = b"panicked at /root/.cargo/registry/src/index.crates.io/rustls-0.23.31/src/conn.rs";
