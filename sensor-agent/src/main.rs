@@ -59,11 +59,22 @@ fn main() -> ExitCode {
 }
 
 fn print_inventory(args: &config::InventoryArgs) -> anyhow::Result<()> {
-    use sensor_agent::detect::{inventory, load_entries};
+    use sensor_agent::detect::{analytics, inventory, load_entries, load_security};
     let entries = load_entries(&args.state_dir)?;
     let text = match args.format {
-        config::InventoryFormat::Table => inventory::render_table(&entries),
-        config::InventoryFormat::Json => inventory::render_json(&entries),
+        config::InventoryFormat::Table => {
+            let security = load_security(&args.state_dir)?;
+            inventory::render_table(&entries) + &analytics::render_table(&security)
+        }
+        config::InventoryFormat::Json => {
+            let security = load_security(&args.state_dir)?;
+            let endpoints: serde_json::Value = serde_json::from_str(&inventory::render_json(&entries))?;
+            serde_json::to_string_pretty(&serde_json::json!({
+                "endpoints": endpoints,
+                "findings": security.findings,
+                "clients": security.clients,
+            }))?
+        }
         config::InventoryFormat::Openapi => {
             serde_json::to_string_pretty(&inventory::render_openapi(&entries))?
         }

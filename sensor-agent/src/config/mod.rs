@@ -61,6 +61,8 @@ pub enum ConfigCommand {
 pub enum InventoryFormat {
     /// Aligned text, undocumented endpoints first.
     Table,
+    /// `{"endpoints": [...], "findings": [...], "clients": [...]}`: the inventory with the
+    /// security findings and per-client data.
     Json,
     /// A draft OpenAPI 3.1 document of what was observed (shadow endpoints first).
     Openapi,
@@ -521,6 +523,7 @@ fn analysis(
             openapi: list(args.openapi, &f.openapi),
             state_dir: args.state_dir.or_else(|| f.state_dir.clone()),
             sensitive: f.sensitive.clone(),
+            analytics: f.analytics.clone(),
         },
     })
 }

@@ -9,6 +9,7 @@ use crate::{
     capture::{ConnMeta, pods::PodInfo},
     detect::{
         Assessment,
+        analytics::{ClientIdentity, SecurityEvent},
         sensitive::{Finding, mask},
     },
     http::{Anomaly, Body, Exchange, Headers, Request, Response, Version, grpc, stage::Observed},
@@ -48,6 +49,15 @@ pub struct ExchangeRecord {
     /// `spec`, `operation_id` at the top level of the line).
     #[serde(flatten, skip_serializing_if = "Option::is_none")]
     pub endpoint: Option<EndpointRecord>,
+    /// Who made the request: `{"kind":"jwt","id":"client_id=tpp-alpha"}` (JWT claim, keyed hash
+    /// of an opaque token or API key, Basic user name, peer address or process), never the
+    /// credential.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub client: Option<ClientIdentity>,
+    /// Security findings and events this exchange raised: written as their own JSON lines
+    /// (`"event":"security"`) after the exchange's, and as OTLP log records.
+    #[serde(skip)]
+    pub events: Vec<SecurityEvent>,
     /// The RPC a gRPC exchange made (absent for other traffic).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub rpc: Option<RpcRecord>,
@@ -149,6 +159,8 @@ impl ExchangeRecord {
                 end.or(ex.request.as_ref().map(|r| r.end_ns)).unwrap_or(meta.opened_ns),
             ),
             findings: assessment.findings.clone(),
+            client: assessment.client.clone(),
+            events: assessment.events.clone(),
             rpc: rpc(ex),
             endpoint: assessment.endpoint.as_ref().map(|c| EndpointRecord {
                 route: c.route.clone(),

@@ -404,6 +404,17 @@ impl Inventory {
         out
     }
 
+    /// The store, for other state kept beside the inventory (analytics).
+    #[must_use]
+    pub fn store(&self) -> Option<&Store> {
+        self.store.as_ref()
+    }
+
+    /// The store, for other state kept beside the inventory (analytics).
+    pub fn store_mut(&mut self) -> Option<&mut Store> {
+        self.store.as_mut()
+    }
+
     /// Writes changed entries (and removals from merges) to the store, if any.
     pub fn flush(&mut self) -> Result<(), StoreError> {
         let Some(store) = self.store.as_mut() else {

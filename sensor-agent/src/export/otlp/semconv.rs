@@ -349,6 +349,48 @@ fn kv_strs(key: &str, values: &[&str]) -> KeyValue {
     }
 }
 
+/// A security finding or event as an OTLP log record: `event.name` =
+/// `apisense.security.<kind>`, severity from the finding's, the reason as body.
+#[must_use]
+pub fn security_log(
+    event: &crate::detect::analytics::SecurityEvent,
+    start_unix_ns: u64,
+    end_unix_ns: u64,
+) -> opentelemetry_proto::tonic::logs::v1::LogRecord {
+    use opentelemetry_proto::tonic::logs::v1::{LogRecord, SeverityNumber};
+
+    use crate::detect::analytics::Severity;
+    let (number, text) = match event.severity {
+        Severity::Info => (SeverityNumber::Info, "INFO"),
+        Severity::Low => (SeverityNumber::Info2, "INFO2"),
+        Severity::Medium => (SeverityNumber::Warn, "WARN"),
+        Severity::High => (SeverityNumber::Error, "ERROR"),
+        Severity::Critical => (SeverityNumber::Fatal, "FATAL"),
+    };
+    let mut attributes = vec![
+        kv_str("event.name", &format!("apisense.security.{}", event.kind.as_str())),
+        kv_str("apisense.security.kind", event.kind.as_str()),
+        kv_str("apisense.security.category", &event.category),
+        kv_str("apisense.security.severity", event.severity.as_str()),
+        kv_str("apisense.endpoint", &event.endpoint),
+    ];
+    if let Some(c) = &event.client {
+        attributes.push(kv_str("apisense.client", c));
+    }
+    if let Some(h) = &event.value_hash {
+        attributes.push(kv_str("apisense.value_hash", h));
+    }
+    LogRecord {
+        time_unix_nano: start_unix_ns,
+        observed_time_unix_nano: end_unix_ns,
+        severity_number: number as i32,
+        severity_text: text.to_owned(),
+        body: Some(AnyValue { value: Some(Value::StringValue(event.reason.clone())) }),
+        attributes,
+        ..LogRecord::default()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
