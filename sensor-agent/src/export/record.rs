@@ -149,7 +149,7 @@ impl ExchangeRecord {
             local: meta.local.map(|a| a.to_string()),
             remote: meta.remote.map(|a| a.to_string()),
             conn_id: meta.conn_id,
-            request: ex.request.as_ref().map(request),
+            request: ex.request.as_ref().map(|r| request(r, assessment)),
             response: ex.response.as_ref().map(response),
             complete,
             meta: Arc::clone(meta),
@@ -186,10 +186,25 @@ pub fn rpc(ex: &Exchange) -> Option<RpcRecord> {
     })
 }
 
-fn request(r: &Request) -> RequestRecord {
+/// The request as exported: secret-named and flagged query values masked; a path in which a
+/// detector found sensitive data is replaced by its endpoint's route.
+fn request(r: &Request, assessment: &Assessment) -> RequestRecord {
+    let flagged: Vec<(&str, &str)> = assessment
+        .findings
+        .iter()
+        .filter_map(|f| {
+            let name = f.location.strip_prefix("request.query")?;
+            Some((name.strip_prefix(':').unwrap_or(name), f.sample.as_str()))
+        })
+        .collect();
     let (path, query) = match r.target.split_once('?') {
-        Some((path, query)) => (path.to_owned(), Some(mask::query(query))),
+        Some((path, query)) => (path.to_owned(), Some(mask::query_flagged(query, &flagged))),
         None => (r.target.clone(), None),
+    };
+    let path = match assessment.endpoint.as_ref() {
+        Some(e) if assessment.findings.iter().any(|f| f.location == "request.path") => e.route.clone(),
+        _ if assessment.findings.iter().any(|f| f.location == "request.path") => mask::REDACTED.to_owned(),
+        _ => path,
     };
     RequestRecord {
         method: r.method.clone(),

@@ -1,7 +1,8 @@
 //! Anomalies: per-endpoint baselines with statistics a person can check by hand. Each event
 //! says which baseline moved and by how much; at most one per kind, endpoint and window
 //! (`anomaly_window_seconds`, aligned to traffic time). Baselines need `baseline_min_samples`
-//! earlier exchanges.
+//! earlier exchanges. Exchanges older than the current window (late, or replayed) only join
+//! the baseline.
 //! - `rate_spike` (medium): requests in the current window > `rate_factor` x the mean per window
 //!   since the endpoint was first seen (empty windows count), and >= `min_window_requests`;
 //! - `error_burst` (high): 5xx share of the window above the earlier share by
@@ -22,8 +23,15 @@ pub fn check(
     let ts = facts.ts_unix_ms;
     let start = ts - ts % len;
     let w = &mut ep.window;
+    let error = facts.http_status.is_some_and(|s| s >= 500);
     if ep.count == 0 {
         w.start = start;
+    } else if start < w.start {
+        // Late (or replayed) traffic joins the baseline; it cannot make the current window
+        // anomalous.
+        w.before_count += 1;
+        w.before_errors += u64::from(error);
+        return;
     } else if start > w.start {
         w.before_count += w.count;
         w.before_errors += w.errors;
@@ -34,9 +42,7 @@ pub fn check(
         w.reported.clear();
     }
     w.count += 1;
-    if facts.http_status.is_some_and(|s| s >= 500) {
-        w.errors += 1;
-    }
+    w.errors += u64::from(error);
     let secs = config.anomaly_window_seconds;
     let mut emit = |w: &mut super::state::Window, kind, severity, reason: String| {
         if w.reported.insert(kind) {

@@ -153,15 +153,17 @@ impl SecurityEvent {
         self
     }
 
-    /// What makes two events the same finding: (kind, endpoint, client, value hash).
+    /// What makes two events the same finding: (kind, endpoint, client), plus the value hash
+    /// for `value_to_many_clients` (one finding per value).
     #[must_use]
     pub fn dedup_key(&self) -> String {
+        let value = if self.kind == Kind::ValueToManyClients { self.value_hash.as_deref() } else { None };
         format!(
             "{}|{}|{}|{}",
             self.kind.as_str(),
             self.endpoint,
             self.client.as_deref().unwrap_or(""),
-            self.value_hash.as_deref().unwrap_or("")
+            value.unwrap_or("")
         )
     }
 }

@@ -16,15 +16,21 @@ use crate::detect::inventory::EndpointStatus;
 /// Operations tracked across versions.
 const MAX_OPERATIONS: usize = 10_000;
 
-/// One version of an operation: its endpoint and who calls it.
+/// One version of an operation: its endpoint, the path after the version segment (parameters
+/// as `{}`), and who calls it.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct VersionUse {
+    pub version: String,
+    pub suffix: Vec<String>,
     pub endpoint: String,
     pub clients: BTreeSet<String>,
 }
 
-/// `METHOD host /path/{v}/...` -> version -> use.
-pub type Versions = BTreeMap<String, BTreeMap<String, VersionUse>>;
+/// Versions kept per operation prefix.
+const MAX_VERSIONS: usize = 64;
+
+/// `METHOD host/prefix/{v}` -> every versioned route under it.
+pub type Versions = BTreeMap<String, Vec<VersionUse>>;
 
 pub fn check(
     versions: &mut Versions,
@@ -42,25 +48,40 @@ pub fn check(
             format!("operation marked deprecated in {} is still called", facts.spec.unwrap_or("its spec")),
         ));
     }
-    let Some((operation, version)) = versioned(facts.method, facts.host, facts.route) else {
+    let Some((prefix, version, suffix)) = versioned(facts.method, facts.host, facts.route) else {
         return;
     };
-    if !versions.contains_key(&operation) && versions.len() >= MAX_OPERATIONS {
+    if !versions.contains_key(&prefix) && versions.len() >= MAX_OPERATIONS {
         return;
     }
-    let known = versions.entry(operation).or_default();
-    let first_of_version = !known.contains_key(&version);
-    let this = known
-        .entry(version.clone())
-        .or_insert_with(|| VersionUse { endpoint: endpoint.to_owned(), ..VersionUse::default() });
+    let known = versions.entry(prefix).or_default();
+    let index = match known.iter().position(|u| u.endpoint == endpoint) {
+        Some(i) => i,
+        None if known.len() >= MAX_VERSIONS => return,
+        None => {
+            known.push(VersionUse {
+                version: version.clone(),
+                suffix,
+                endpoint: endpoint.to_owned(),
+                ..VersionUse::default()
+            });
+            known.len() - 1
+        }
+    };
+    let first_call = known[index].clients.is_empty();
     if let Some(c) = client
-        && this.clients.len() < MAX_CLIENTS
+        && known[index].clients.len() < MAX_CLIENTS
     {
-        this.clients.insert(c.to_owned());
+        known[index].clients.insert(c.to_owned());
     }
-    let newest = known.keys().max_by(|a, b| order(a).cmp(&order(b))).cloned().unwrap_or_default();
-    let old = |v: &str| order(v) < order(&newest);
-    if old(&version) {
+    let this = &known[index];
+    // The same operation under other versions: same suffix, a parameter matching anything.
+    let same: Vec<&VersionUse> =
+        known.iter().filter(|u| u.version != version && same_suffix(&u.suffix, &this.suffix)).collect();
+    let Some(newest) = same.iter().map(|u| u.version.as_str()).max_by_key(|v| order(v)) else {
+        return;
+    };
+    if order(&version) < order(newest) {
         out.push(SecurityEvent::new(
             Kind::OldVersionCalled,
             Severity::Medium,
@@ -68,40 +89,38 @@ pub fn check(
             client,
             format!("{version} called while {newest} of the same operation is in use"),
         ));
-    } else if first_of_version {
+    } else if first_call {
         // A newer version appeared: everyone still on an older one is now behind.
-        for (v, usage) in known.iter().filter(|(v, _)| old(v)) {
+        for usage in same.iter().filter(|u| order(&u.version) < order(&version)) {
             for c in &usage.clients {
                 out.push(SecurityEvent::new(
                     Kind::OldVersionCalled,
                     Severity::Medium,
                     &usage.endpoint,
                     Some(c),
-                    format!("{v} called while {newest} of the same operation is in use"),
+                    format!("{} called while {version} of the same operation is in use", usage.version),
                 ));
             }
         }
     }
 }
 
-/// The operation key and version of a route with a `vN[.M]` segment.
+fn same_suffix(a: &[String], b: &[String]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).all(|(x, y)| x == y || x == "{}" || y == "{}")
+}
+
+/// The operation prefix (`METHOD host/path-before/{v}`), version and the segments after it
+/// (parameters as `{}`), for a route with a `vN[.M]` segment.
 #[must_use]
-pub fn versioned(method: &str, host: &str, route: &str) -> Option<(String, String)> {
-    let mut version = None;
-    let normal: Vec<&str> = route
-        .split('/')
-        .map(|seg| {
-            if version.is_none() && is_version(seg) {
-                version = Some(seg.to_ascii_lowercase());
-                "{v}"
-            } else if seg.starts_with('{') {
-                "{}"
-            } else {
-                seg
-            }
-        })
+pub fn versioned(method: &str, host: &str, route: &str) -> Option<(String, String, Vec<String>)> {
+    let segments: Vec<&str> = route.split('/').collect();
+    let at = segments.iter().position(|s| is_version(s))?;
+    let prefix = format!("{method} {host}{}/{{v}}", segments[..at].join("/"));
+    let suffix = segments[at + 1..]
+        .iter()
+        .map(|s| if s.starts_with('{') { "{}".to_owned() } else { (*s).to_owned() })
         .collect();
-    Some((format!("{method} {host}{}", normal.join("/")), version?))
+    Some((prefix, segments[at].to_ascii_lowercase(), suffix))
 }
 
 fn is_version(seg: &str) -> bool {
@@ -111,7 +130,7 @@ fn is_version(seg: &str) -> bool {
 }
 
 fn order(version: &str) -> Vec<u32> {
-    version[1..].split('.').map(|p| p.parse().unwrap_or(0)).collect()
+    version.get(1..).unwrap_or_default().split('.').map(|p| p.parse().unwrap_or(0)).collect()
 }
 
 /// One `unobserved_operation` per documented operation never called.
@@ -136,10 +155,14 @@ mod tests {
 
     #[test]
     fn versions_are_found_and_ordered() {
-        let (op, v) = versioned("GET", "bank", "/open-banking/v3.1/aisp/accounts/{AccountId}").unwrap();
-        assert_eq!((op.as_str(), v.as_str()), ("GET bank/open-banking/{v}/aisp/accounts/{}", "v3.1"));
-        let (op2, v2) = versioned("GET", "bank", "/open-banking/v4.0/aisp/accounts/{id}").unwrap();
+        let (op, v, suffix) =
+            versioned("GET", "bank", "/open-banking/v3.1/aisp/accounts/{AccountId}").unwrap();
+        assert_eq!((op.as_str(), v.as_str()), ("GET bank/open-banking/{v}", "v3.1"));
+        assert_eq!(suffix, ["aisp", "accounts", "{}"]);
+        let (op2, v2, suffix2) = versioned("GET", "bank", "/open-banking/v4.0/aisp/accounts/ACC1").unwrap();
         assert_eq!(op, op2);
+        assert!(same_suffix(&suffix, &suffix2));
+        assert!(!same_suffix(&suffix, &["aisp".to_owned(), "balances".to_owned(), "{}".to_owned()]));
         assert!(order(&v) < order(&v2));
         assert!(order("v10") > order("v9.9"));
         assert!(versioned("GET", "bank", "/videos/v/x").is_none());

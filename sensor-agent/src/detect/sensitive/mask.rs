@@ -71,6 +71,35 @@ pub fn query(query: &str) -> String {
         .join("&")
 }
 
+/// The exportable form of a query string in which detectors flagged parameters: their values
+/// become the findings' masked samples (`pan=411111******1111`), secret-named ones
+/// `[REDACTED]`. `flagged` holds (parameter name as in the finding's location, masked sample);
+/// a name without a parameter of that exact spelling (percent-encoded names) redacts every value.
+#[must_use]
+pub fn query_flagged(query: &str, flagged: &[(&str, &str)]) -> String {
+    if flagged.is_empty() {
+        return self::query(query);
+    }
+    let names: Vec<&str> = query.split('&').map(|p| p.split_once('=').map_or("", |(n, _)| n)).collect();
+    let all = flagged.iter().any(|(name, _)| !names.contains(name));
+    query
+        .split('&')
+        .map(|pair| match pair.split_once('=') {
+            Some((name, _)) if all => format!("{name}={REDACTED}"),
+            None if all => REDACTED.to_owned(),
+            Some((name, value)) => match flagged.iter().find(|(n, _)| *n == name) {
+                Some((_, sample)) => format!("{name}={sample}"),
+                None if !value.is_empty() && is_secret_param(name) => format!("{name}={REDACTED}"),
+                None => pair.to_owned(),
+            },
+            // A bare value: flagged under the query's own location (no parameter name).
+            None if flagged.iter().any(|(n, _)| n.is_empty()) => REDACTED.to_owned(),
+            None => pair.to_owned(),
+        })
+        .collect::<Vec<_>>()
+        .join("&")
+}
+
 fn is_secret_param(name: &str) -> bool {
     let normal: String =
         name.chars().filter(|c| *c != '_' && *c != '-').flat_map(char::to_lowercase).collect();
@@ -188,6 +217,20 @@ mod tests {
             "a=1&access_token=[REDACTED]&Api-Key=[REDACTED]&b="
         );
         assert_eq!(query("password=&x"), "password=&x");
+    }
+
+    #[test]
+    fn flagged_query_values_become_their_samples() {
+        assert_eq!(
+            query_flagged("pan=4111111111111111&a=1&token=t", &[("pan", "411111******1111")]),
+            "pan=411111******1111&a=1&token=[REDACTED]"
+        );
+        assert_eq!(
+            query_flagged("p%61n=4111111111111111&a=1", &[("pan", "x")]),
+            "p%61n=[REDACTED]&a=[REDACTED]"
+        );
+        assert_eq!(query_flagged("4111111111111111", &[("", "x")]), "[REDACTED]");
+        assert_eq!(query_flagged("a=1", &[]), "a=1");
     }
 
     #[test]
