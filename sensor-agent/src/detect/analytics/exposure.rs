@@ -5,7 +5,8 @@
 //! - `unauthenticated_sensitive_response` (high): data returned to a request without credentials;
 //! - `sensitive_over_plaintext`, `credentials_over_plaintext` (high; low over loopback, where the
 //!   bytes never crossed a wire, e.g. behind a TLS-terminating sidecar);
-//! - `excess_sensitive_types` (medium): a response with types outside the endpoint's usual mix;
+//! - `excess_sensitive_types` (medium): a response with more types than the endpoint's usual mix
+//!   (types in at least 5% of its responses), some outside it;
 //! - `unmasked_card_number` (high): a full PAN where other responses of the endpoint mask it;
 //! - `value_to_many_clients` (medium): the same value (by keyed hash) returned to N clients.
 use std::collections::{BTreeSet, HashMap};
@@ -140,7 +141,8 @@ fn excess_types(
             .map(|(t, _)| t.as_str())
             .collect();
         let unusual: BTreeSet<&str> = now.difference(&usual).copied().collect();
-        if !unusual.is_empty() && now.len() > usual.len() {
+        // An endpoint that never carried data is `new_sensitive_type`'s business.
+        if !usual.is_empty() && !unusual.is_empty() && now.len() > usual.len() {
             out.push(event(
                 Kind::ExcessSensitiveTypes,
                 Severity::Medium,

@@ -214,6 +214,8 @@ pub struct SecurityReport {
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct GlobalState {
+    /// An exchange was seen (`first_ts` is set).
+    pub started: bool,
     pub first_ts: u64,
     pub latest_ts: u64,
     /// Next traffic time at which time-based checks run.
@@ -282,7 +284,8 @@ impl Analytics {
         let endpoint = facts.endpoint();
         let client = facts.client.map(ClientIdentity::display);
         let client = client.as_deref();
-        if self.global.first_ts == 0 {
+        if !self.global.started {
+            self.global.started = true;
             self.global.first_ts = facts.ts_unix_ms;
             self.global.next_sweep = facts.ts_unix_ms.saturating_add(SWEEP_EVERY_MS);
         }

@@ -396,6 +396,35 @@ mod tests {
     use super::*;
 
     #[test]
+    fn security_events_become_log_records() {
+        use crate::detect::analytics::{Kind, SecurityEvent, Severity};
+        let mut e = SecurityEvent::new(
+            Kind::UnauthenticatedSensitiveResponse,
+            Severity::High,
+            "GET bank/accounts/{id}",
+            Some("peer:10.0.0.66"),
+            "iban returned to a request without credentials".to_owned(),
+        );
+        e.value_hash = Some("00112233445566778899aabbccddeeff".to_owned());
+        let log = security_log(&e, 5, 6);
+        assert_eq!(log.severity_text, "ERROR");
+        assert_eq!(log.time_unix_nano, 5);
+        let attr = |k: &str| {
+            log.attributes.iter().find(|a| a.key == k).and_then(|a| match &a.value.as_ref()?.value {
+                Some(Value::StringValue(s)) => Some(s.clone()),
+                _ => None,
+            })
+        };
+        assert_eq!(
+            attr("event.name").as_deref(),
+            Some("apisense.security.unauthenticated_sensitive_response")
+        );
+        assert_eq!(attr("apisense.client").as_deref(), Some("peer:10.0.0.66"));
+        assert_eq!(attr("apisense.security.category").as_deref(), Some("exposure"));
+        assert_eq!(attr("apisense.value_hash").as_deref(), Some("00112233445566778899aabbccddeeff"));
+    }
+
+    #[test]
     fn traceparent_parsing() {
         let (t, s) = parse_traceparent("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01").unwrap();
         assert_eq!(t[0], 0x4b);
