@@ -40,6 +40,9 @@ use super::{
 pub const MAX_FINDINGS: usize = 10_000;
 /// Value hashes tracked for "same value, many clients".
 pub const MAX_VALUES: usize = 100_000;
+/// Endpoints with baselines (as many as the inventory keeps); beyond, checks run against an
+/// empty baseline and nothing is kept (counted in `dropped`).
+pub const MAX_ENDPOINTS: usize = 50_000;
 
 /// The `analytics:` section of the configuration file.
 #[derive(Clone, Debug, PartialEq, Deserialize)]
@@ -265,7 +268,8 @@ impl Analytics {
         &self.config
     }
 
-    /// New findings that were not kept because [`MAX_FINDINGS`] was reached.
+    /// New findings or endpoint baselines not kept because [`MAX_FINDINGS`] or
+    /// [`MAX_ENDPOINTS`] was reached.
     #[must_use]
     pub fn dropped(&self) -> u64 {
         self.global.dropped
@@ -290,7 +294,14 @@ impl Analytics {
             self.global.next_sweep = facts.ts_unix_ms.saturating_add(SWEEP_EVERY_MS);
         }
         self.global.latest_ts = self.global.latest_ts.max(facts.ts_unix_ms);
-        let ep = self.endpoints.entry(endpoint.clone()).or_default();
+        let mut scratch = EndpointState::default();
+        let full = !self.endpoints.contains_key(&endpoint) && self.endpoints.len() >= MAX_ENDPOINTS;
+        let ep = if full {
+            self.global.dropped += 1;
+            &mut scratch
+        } else {
+            self.endpoints.entry(endpoint.clone()).or_default()
+        };
         let mut fresh = Vec::new();
         exposure::check(&self.config, ep, facts, &endpoint, client, &mut fresh);
         exposure::shared_values(&self.config, &mut self.values, facts, &endpoint, client, &mut fresh);
@@ -298,7 +309,9 @@ impl Analytics {
         zombies::check(&mut self.global.versions, facts, &endpoint, client, &mut fresh);
         anomalies::check(&self.config, ep, facts, &endpoint, &mut fresh);
         record(ep, facts, client);
-        self.dirty.insert(endpoint);
+        if !full {
+            self.dirty.insert(endpoint);
+        }
         if facts.ts_unix_ms >= self.global.next_sweep {
             self.global.next_sweep = facts.ts_unix_ms.saturating_add(SWEEP_EVERY_MS);
             self.sweep(unobserved, &mut fresh);
