@@ -112,10 +112,15 @@ fn write_report(args: &config::ReportArgs) -> anyhow::Result<()> {
     use std::{io::Write as _, os::unix::fs::OpenOptionsExt as _};
 
     use anyhow::Context as _;
-    use sensor_agent::detect::{inventory, load_entries};
+    use sensor_agent::detect::{analytics, inventory, load_entries, load_security};
     let entries = load_entries(&args.state_dir)?;
+    let security = load_security(&args.state_dir)?;
     let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
-    let page = inventory::render_html(&entries, &format!("apisense inventory: {}", host.trim()));
+    let page = inventory::render_html_with(
+        &entries,
+        &format!("apisense inventory: {}", host.trim()),
+        &analytics::render_html(&security),
+    );
     std::fs::OpenOptions::new()
         .create(true)
         .write(true)

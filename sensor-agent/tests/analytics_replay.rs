@@ -325,6 +325,14 @@ fn mock_bank_findings_appear_once_with_severity_client_and_reason_and_nothing_ra
     assert!(table.contains("SECURITY FINDINGS (12)") && table.contains("auth_dropped"), "{table}");
     assert!(table.contains("jwt:client_id=tpp-gamma"), "{table}");
 
+    let page = dir.join("report.html");
+    let report =
+        apisense().args(["report", "--state-dir"]).arg(&state).arg("--html").arg(&page).output().unwrap();
+    assert!(report.status.success(), "{}", String::from_utf8_lossy(&report.stderr));
+    let html = std::fs::read_to_string(&page).unwrap();
+    assert_eq!(html.matches("<tr class=\"finding sev-high\">").count(), 6, "{html}");
+    assert!(html.contains("peer:10.0.0.66") && html.contains("<tr class=\"client\">"));
+
     // A second replay into the same state finds nothing new: findings persist.
     let again = apisense()
         .arg("replay")
@@ -352,6 +360,7 @@ fn mock_bank_findings_appear_once_with_severity_client_and_reason_and_nothing_ra
         ("log", log.into_bytes()),
         ("inventory json", json.stdout),
         ("inventory table", table.into_bytes()),
+        ("html report", html.into_bytes()),
         ("second output", again.into_bytes()),
     ];
     for name in ["inventory.redb", "inventory.json", "analytics.json"] {

@@ -6,6 +6,7 @@
 
 mod harness;
 
+mod analytics;
 mod cli;
 mod http2;
 mod inventory;

@@ -511,5 +511,58 @@ pub fn render_table(report: &SecurityReport) -> String {
     s
 }
 
+/// The HTML report's findings and clients sections (rows with class `finding sev-<severity>`).
+#[must_use]
+pub fn render_html(report: &SecurityReport) -> String {
+    use std::fmt::Write as _;
+
+    use super::inventory::escape_html as esc;
+    let mut h = format!(
+        "<section id=\"security\"><h2>Security findings <span class=\"muted\">{}</span></h2>\n\
+         <table><thead><tr><th>severity</th><th>kind</th><th>endpoint</th><th>client</th><th>reason</th>\
+         <th>seen</th></tr></thead><tbody>\n",
+        report.findings.len()
+    );
+    for f in &report.findings {
+        let e = &f.event;
+        let s = e.severity.as_str();
+        let _ = writeln!(
+            h,
+            "<tr class=\"finding sev-{s}\"><td><span class=\"sev sev-{s}\">{s}</span></td><td>{}</td>\
+             <td class=\"route\">{}</td><td>{}</td><td>{}{}</td><td>{}</td></tr>",
+            e.kind.as_str(),
+            esc(&e.endpoint),
+            esc(e.client.as_deref().unwrap_or("-")),
+            esc(&e.reason),
+            e.value_hash
+                .as_deref()
+                .map(|v| format!(" <span class=\"muted\">value {}</span>", esc(v)))
+                .unwrap_or_default(),
+            f.occurrences
+        );
+    }
+    let _ = write!(
+        h,
+        "</tbody></table>\n<h2>Clients <span class=\"muted\">{}</span></h2>\n<table><thead><tr><th>client</th>\
+         <th>exchanges</th><th>endpoints</th><th>data received</th></tr></thead><tbody>\n",
+        report.clients.len()
+    );
+    for c in &report.clients {
+        let endpoints: Vec<String> =
+            c.endpoints.iter().map(|(e, n)| format!("{} &times;{n}", esc(e))).collect();
+        let received: Vec<String> = c.received.iter().map(|t| esc(t)).collect();
+        let _ = writeln!(
+            h,
+            "<tr class=\"client\"><td>{}</td><td>{}</td><td class=\"route\">{}</td><td>{}</td></tr>",
+            esc(&c.client),
+            c.exchanges,
+            endpoints.join("<br>"),
+            if received.is_empty() { "-".to_owned() } else { received.join(", ") }
+        );
+    }
+    h.push_str("</tbody></table></section>\n");
+    h
+}
+
 #[cfg(test)]
 mod tests;

@@ -45,7 +45,7 @@ use serde::{Deserialize, Serialize};
 
 pub use document::parse_yaml;
 pub use export::{render_json, render_openapi, render_table};
-pub use html::render_html;
+pub use html::{esc as escape_html, render_html, render_html_with};
 pub use openapi::{LoadReport, RouteMatch, SpecError, Specs};
 pub use router::split_path;
 pub use schema::Schema;
