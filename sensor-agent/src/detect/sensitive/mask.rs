@@ -87,9 +87,9 @@ pub fn query_flagged(query: &str, flagged: &[(&str, &str)]) -> String {
         .map(|pair| match pair.split_once('=') {
             Some((name, _)) if all => format!("{name}={REDACTED}"),
             None if all => REDACTED.to_owned(),
-            Some((name, value)) => match flagged.iter().find(|(n, _)| *n == name) {
+            Some((name, value)) if !value.is_empty() && is_secret_param(name) => format!("{name}={REDACTED}"),
+            Some((name, _)) => match flagged.iter().find(|(n, _)| *n == name) {
                 Some((_, sample)) => format!("{name}={sample}"),
-                None if !value.is_empty() && is_secret_param(name) => format!("{name}={REDACTED}"),
                 None => pair.to_owned(),
             },
             // A bare value: flagged under the query's own location (no parameter name).
@@ -231,6 +231,11 @@ mod tests {
         );
         assert_eq!(query_flagged("4111111111111111", &[("", "x")]), "[REDACTED]");
         assert_eq!(query_flagged("a=1", &[]), "a=1");
+        // Secret-named parameters stay plainly redacted even when a detector flagged them.
+        assert_eq!(
+            query_flagged("token=abcdefghij&x=1", &[("token", "[REDACTED:8-16]")]),
+            "token=[REDACTED]&x=1"
+        );
     }
 
     #[test]
