@@ -71,7 +71,11 @@ impl Bank {
             service: "bank".into(),
             container_id: None,
         })));
-        let auth = token.map(|t| format!("Authorization: Bearer {t}\r\n")).unwrap_or_default();
+        let mut auth = token.map(|t| format!("Authorization: Bearer {t}\r\n")).unwrap_or_default();
+        // The card number in the query also travels in a custom header.
+        if let Some(pan) = target.split("pan=").nth(1) {
+            auth = format!("{auth}X-Card: {pan}\r\n");
+        }
         let request =
             format!("GET {target} HTTP/1.1\r\nHost: {HOST}\r\nAccept: application/json\r\n{auth}\r\n");
         let reason = if status >= 500 { "Service Unavailable" } else { "OK" };
@@ -210,6 +214,14 @@ fn mock_bank_findings_appear_once_with_severity_client_and_reason_and_nothing_ra
             .iter()
             .any(|e| e["findings"].as_array().is_some_and(|f| f.iter().any(|f| f["value_hash"].is_string())))
     );
+
+    // A card number in the query or a header is exported as its masked sample.
+    let with_pan = exchanges
+        .iter()
+        .find(|e| e["request"]["query"].as_str().is_some_and(|q| q.starts_with("pan=")))
+        .unwrap();
+    assert_eq!(with_pan["request"]["query"], "pan=411111******1111");
+    assert_eq!(with_pan["request"]["headers"]["x-card"], "411111******1111");
 
     let account = format!("GET {HOST}/open-banking/v4.0/aisp/accounts/{{AccountId}}");
     let accounts = format!("GET {HOST}/open-banking/v4.0/aisp/accounts");

@@ -150,7 +150,7 @@ impl ExchangeRecord {
             remote: meta.remote.map(|a| a.to_string()),
             conn_id: meta.conn_id,
             request: ex.request.as_ref().map(|r| request(r, assessment)),
-            response: ex.response.as_ref().map(response),
+            response: ex.response.as_ref().map(|r| response(r, assessment)),
             complete,
             meta: Arc::clone(meta),
             start_unix_ns: unix_ns(clock, start.unwrap_or(meta.opened_ns)),
@@ -211,17 +211,17 @@ fn request(r: &Request, assessment: &Assessment) -> RequestRecord {
         path,
         query,
         version: version(r.version),
-        headers: headers(&r.headers),
+        headers: headers(&r.headers, &flagged_headers(assessment, "request.header:")),
         body_size: body_size(&r.body),
         anomalies: anomalies(&r.anomalies),
     }
 }
 
-fn response(r: &Response) -> ResponseRecord {
+fn response(r: &Response, assessment: &Assessment) -> ResponseRecord {
     ResponseRecord {
         status: r.status,
         version: version(r.version),
-        headers: headers(&r.headers),
+        headers: headers(&r.headers, &flagged_headers(assessment, "response.header:")),
         body_size: body_size(&r.body),
         anomalies: anomalies(&r.anomalies),
     }
@@ -246,12 +246,21 @@ fn body_size(body: &Body) -> u64 {
     body.size
 }
 
+/// (header name, masked sample) of the findings in one message's headers.
+fn flagged_headers<'a>(assessment: &'a Assessment, prefix: &str) -> Vec<(&'a str, &'a str)> {
+    assessment
+        .findings
+        .iter()
+        .filter_map(|f| Some((f.location.strip_prefix(prefix)?, f.sample.as_str())))
+        .collect()
+}
+
 /// Header names lowercased (HTTP names are case-insensitive); repeated headers joined with ", "
-/// as RFC 9110 allows.
-fn headers(h: &Headers) -> BTreeMap<String, String> {
+/// as RFC 9110 allows. Credentials and values a detector flagged are masked.
+fn headers(h: &Headers, flagged: &[(&str, &str)]) -> BTreeMap<String, String> {
     let mut map: BTreeMap<String, String> = BTreeMap::new();
     for (name, value) in h.iter() {
-        let value = mask::header_value(name, value);
+        let value = mask::header_value_flagged(name, value, flagged);
         map.entry(name.to_ascii_lowercase())
             .and_modify(|v| {
                 v.push_str(", ");

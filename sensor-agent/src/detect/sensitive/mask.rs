@@ -58,6 +58,27 @@ pub fn header_value(name: &str, value: &[u8]) -> String {
     REDACTED.to_owned()
 }
 
+/// The exportable form of a header value in which a detector may have found data: `flagged`
+/// holds (lower-case header name as in the finding's location, masked sample). A flagged header
+/// shows its finding's sample; `*` (a name the location could not carry) redacts every header
+/// with such a name; credential headers keep only their scheme as in [`header_value`].
+#[must_use]
+pub fn header_value_flagged(name: &str, value: &[u8], flagged: &[(&str, &str)]) -> String {
+    let lower = name.to_ascii_lowercase();
+    if CREDENTIAL_HEADERS.contains(&lower.as_str()) {
+        return header_value(name, value);
+    }
+    if let Some((_, sample)) = flagged.iter().find(|(n, _)| *n == lower) {
+        return (*sample).to_owned();
+    }
+    let unnameable =
+        lower.len() > 64 || lower.contains('@') || lower.bytes().filter(u8::is_ascii_digit).count() >= 6;
+    if unnameable && flagged.iter().any(|(n, _)| *n == "*") {
+        return REDACTED.to_owned();
+    }
+    header_value(name, value)
+}
+
 /// The exportable form of a query string: values of secret-named parameters replaced.
 #[must_use]
 pub fn query(query: &str) -> String {
@@ -217,6 +238,15 @@ mod tests {
             "a=1&access_token=[REDACTED]&Api-Key=[REDACTED]&b="
         );
         assert_eq!(query("password=&x"), "password=&x");
+    }
+
+    #[test]
+    fn flagged_header_values_become_their_samples() {
+        let flagged = [("x-card", "411111******1111"), ("*", "x")];
+        assert_eq!(header_value_flagged("X-Card", b"4111111111111111", &flagged), "411111******1111");
+        assert_eq!(header_value_flagged("X-Other", b"plain", &flagged), "plain");
+        assert_eq!(header_value_flagged("x-123456", b"4111111111111111", &flagged), REDACTED);
+        assert_eq!(header_value_flagged("Authorization", b"Bearer abc", &flagged), "Bearer [REDACTED]");
     }
 
     #[test]
