@@ -1,8 +1,10 @@
 //! Who made a request, from its credentials, without exporting them:
-//! - a JWT bearer token: its `client_id`, else `azp`, else `sub` claim (payload base64url-decoded,
-//!   the signature not verified: this names a caller, it does not authenticate one);
+//! - a JWT bearer token: its `client_id`, else `azp` claim, else the keyed hash of its `sub`
+//!   (which often names a person, not an application); payload base64url-decoded, the signature
+//!   not verified: this names a caller, it does not authenticate one;
 //! - an opaque bearer token: its keyed hash;
-//! - Basic credentials: the user name (the password is never decoded into output);
+//! - Basic credentials: the user name (its keyed hash when it looks like an e-mail address or a
+//!   number); the password is never decoded into output;
 //! - a named API-key header (`analytics.api_key_headers`): header name and the value's keyed hash;
 //! - otherwise the peer: its address (server side) or the calling process (client side).
 use base64::Engine as _;
@@ -77,7 +79,7 @@ pub fn identify(
             None => (&b""[..], value),
         };
         if scheme.eq_ignore_ascii_case(b"bearer") && !cred.is_empty() {
-            if let Some(id) = jwt_client(cred) {
+            if let Some(id) = jwt_client(cred, keyer) {
                 return Some(ClientIdentity { kind: IdentityKind::Jwt, id });
             }
             return Some(ClientIdentity { kind: IdentityKind::Bearer, id: short_hash(keyer, cred) });
@@ -85,7 +87,10 @@ pub fn identify(
         if scheme.eq_ignore_ascii_case(b"basic")
             && let Some(user) = basic_user(cred)
         {
-            return Some(ClientIdentity { kind: IdentityKind::Basic, id: user });
+            // An e-mail address or a number-like user name names a person: hashed.
+            let personal = user.contains('@') || user.bytes().filter(u8::is_ascii_digit).count() >= 6;
+            let id = if personal { format!("user#{}", short_hash(keyer, user.as_bytes())) } else { user };
+            return Some(ClientIdentity { kind: IdentityKind::Basic, id });
         }
     }
     for name in api_key_headers {
@@ -104,8 +109,8 @@ fn short_hash(keyer: &Keyer, raw: &[u8]) -> String {
     s
 }
 
-/// `client_id=...`, `azp=...` or `sub=...` from a JWT's payload (not verified).
-fn jwt_client(token: &[u8]) -> Option<String> {
+/// `client_id=...`, `azp=...` or `sub#<keyed hash>` from a JWT's payload (not verified).
+fn jwt_client(token: &[u8], keyer: &Keyer) -> Option<String> {
     let mut parts = token.split(|b| *b == b'.');
     let (_header, payload, _sig) = (parts.next()?, parts.next()?, parts.next()?);
     if parts.next().is_some() || payload.len() > 8192 {
@@ -115,10 +120,14 @@ fn jwt_client(token: &[u8]) -> Option<String> {
         .decode(payload.strip_suffix(b"=").unwrap_or(payload))
         .ok()?;
     let claims: serde_json::Value = serde_json::from_slice(&bytes).ok()?;
-    ["client_id", "azp", "sub"].iter().find_map(|claim| {
+    let named = ["client_id", "azp"].iter().find_map(|claim| {
         let value = claims.get(claim)?.as_str()?;
         let clean = printable(value.as_bytes())?;
         Some(format!("{claim}={clean}"))
+    });
+    named.or_else(|| {
+        let sub = claims.get("sub")?.as_str().filter(|s| !s.is_empty())?;
+        Some(format!("sub#{}", short_hash(keyer, sub.as_bytes())))
     })
 }
 
@@ -160,11 +169,10 @@ pub(crate) mod tests {
         let t = jwt(r#"{"sub":"user-1","azp":"app-9"}"#);
         let id = identify(&headers(&[("authorization", &format!("bearer {t}"))]), &[], &k, None).unwrap();
         assert_eq!(id.display(), "jwt:azp=app-9");
-        let t = jwt(r#"{"sub":"svc"}"#);
-        assert_eq!(
-            identify(&headers(&[("authorization", &format!("Bearer {t}"))]), &[], &k, None).unwrap().id,
-            "sub=svc"
-        );
+        // A subject often names a person: only its keyed hash is shown.
+        let t = jwt(r#"{"sub":"jane.doe@example.com"}"#);
+        let id = identify(&headers(&[("authorization", &format!("Bearer {t}"))]), &[], &k, None).unwrap().id;
+        assert!(id.starts_with("sub#") && id.len() == 20 && !id.contains("jane"), "{id}");
     }
 
     #[test]
@@ -190,6 +198,11 @@ pub(crate) mod tests {
         let k = Keyer::from_bytes(&[7; 32]);
         let id = identify(&headers(&[("Authorization", "Basic YWxpY2U6czNjcjN0")]), &[], &k, None).unwrap();
         assert_eq!(id.display(), "basic:alice");
+        // jane@example.com:pw
+        let id =
+            identify(&headers(&[("Authorization", "Basic amFuZUBleGFtcGxlLmNvbTpwdw==")]), &[], &k, None)
+                .unwrap();
+        assert!(id.id.starts_with("user#") && !id.id.contains("jane"), "{}", id.id);
         let peer = Some((IdentityKind::Process, "curl".to_owned()));
         let id = identify(&headers(&[("Authorization", "Basic !!!")]), &[], &k, peer).unwrap();
         assert_eq!(id.display(), "process:curl");
