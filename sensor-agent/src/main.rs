@@ -59,11 +59,22 @@ fn main() -> ExitCode {
 }
 
 fn print_inventory(args: &config::InventoryArgs) -> anyhow::Result<()> {
-    use sensor_agent::detect::{inventory, load_entries};
+    use sensor_agent::detect::{analytics, inventory, load_entries, load_security};
     let entries = load_entries(&args.state_dir)?;
     let text = match args.format {
-        config::InventoryFormat::Table => inventory::render_table(&entries),
-        config::InventoryFormat::Json => inventory::render_json(&entries),
+        config::InventoryFormat::Table => {
+            let security = load_security(&args.state_dir)?;
+            inventory::render_table(&entries) + &analytics::render_table(&security)
+        }
+        config::InventoryFormat::Json => {
+            let security = load_security(&args.state_dir)?;
+            let endpoints: serde_json::Value = serde_json::from_str(&inventory::render_json(&entries))?;
+            serde_json::to_string_pretty(&serde_json::json!({
+                "endpoints": endpoints,
+                "findings": security.findings,
+                "clients": security.clients,
+            }))?
+        }
         config::InventoryFormat::Openapi => {
             serde_json::to_string_pretty(&inventory::render_openapi(&entries))?
         }
@@ -101,10 +112,15 @@ fn write_report(args: &config::ReportArgs) -> anyhow::Result<()> {
     use std::{io::Write as _, os::unix::fs::OpenOptionsExt as _};
 
     use anyhow::Context as _;
-    use sensor_agent::detect::{inventory, load_entries};
+    use sensor_agent::detect::{analytics, inventory, load_entries, load_security};
     let entries = load_entries(&args.state_dir)?;
+    let security = load_security(&args.state_dir)?;
     let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
-    let page = inventory::render_html(&entries, &format!("apisense inventory: {}", host.trim()));
+    let page = inventory::render_html_with(
+        &entries,
+        &format!("apisense inventory: {}", host.trim()),
+        &analytics::render_html(&security),
+    );
     std::fs::OpenOptions::new()
         .create(true)
         .write(true)

@@ -464,6 +464,16 @@ fn metrics_snapshot(
         http2_metrics(&mut s, &h.h2);
         s.counter("apisense_detect_findings_total", "Sensitive-data findings.", a.findings);
         s.counter(
+            "apisense_detect_security_events_total",
+            "Security findings and events raised (each finding once).",
+            a.security_events,
+        );
+        s.counter(
+            "apisense_detect_security_dropped_total",
+            "Security findings or endpoint baselines not kept: table full.",
+            a.detect.analytics_dropped(),
+        );
+        s.counter(
             "apisense_detect_inventory_dropped_total",
             "Endpoints not inventoried: table full.",
             a.detect.dropped(),
@@ -604,6 +614,7 @@ struct Analysis {
     /// Connections reassembly closed, for the capture stage to forget.
     closed: Vec<u64>,
     findings: u64,
+    security_events: u64,
 }
 
 impl Analysis {
@@ -628,6 +639,7 @@ impl Analysis {
             observed: Vec::new(),
             closed: Vec::new(),
             findings: 0,
+            security_events: 0,
         })
     }
 
@@ -675,6 +687,7 @@ impl Analysis {
                 .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
             let assessment = self.detect.inspect(&observed, wall_ms);
             self.findings += assessment.findings.len() as u64;
+            self.security_events += assessment.events.len() as u64;
             sink(ExchangeRecord::new(&observed, &self.clock, &assessment));
         }
     }

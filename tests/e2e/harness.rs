@@ -155,7 +155,17 @@ impl Agent {
         self.proc.is_running()
     }
 
+    /// The exchange lines of the output (security event lines left out: see [`Agent::events`]).
     pub fn exchanges(&self) -> Vec<Value> {
+        self.lines().into_iter().filter(|l| l.get("event").is_none()).collect()
+    }
+
+    /// The security finding/event lines of the output (`"event":"security"`).
+    pub fn events(&self) -> Vec<Value> {
+        self.lines().into_iter().filter(|l| l["event"] == "security").collect()
+    }
+
+    fn lines(&self) -> Vec<Value> {
         let text = std::fs::read_to_string(&self.output).unwrap_or_default();
         // The agent may be mid-write: only newline-terminated lines are complete records.
         let complete = text.rfind('\n').map_or("", |end| &text[..end]);

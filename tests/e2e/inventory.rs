@@ -68,7 +68,9 @@ fn kernel_open_banking_traffic_is_classified_and_inventoried() {
         .output()
         .unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let entries: Vec<Value> = serde_json::from_slice(&out.stdout).unwrap();
+    let doc: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let entries: Vec<Value> = doc["endpoints"].as_array().unwrap().clone();
+    assert!(doc["findings"].is_array() && doc["clients"].is_array(), "{doc}");
     let server_entries: Vec<&Value> = entries
         .iter()
         .filter(|e| e["clients"].as_array().is_some_and(|c| c.iter().any(|c| c == "127.0.0.1")))

@@ -6,6 +6,7 @@
 
 mod harness;
 
+mod analytics;
 mod cli;
 mod go_tls;
 mod http2;

@@ -159,6 +159,32 @@ impl Receiver {
         }
     }
 
+    /// Waits for a log record whose `event.name` is `name`; returns its severity text and body.
+    fn wait_log(&self, name: &str) -> (String, String) {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let found = self.received.logs.lock().unwrap().iter().find_map(|r| {
+                r.resource_logs
+                    .iter()
+                    .flat_map(|rl| rl.scope_logs.iter())
+                    .flat_map(|sl| sl.log_records.iter())
+                    .find(|l| attr_str(&l.attributes, "event.name") == name)
+                    .map(|l| {
+                        let body = match l.body.as_ref().and_then(|b| b.value.as_ref()) {
+                            Some(Value::StringValue(s)) => s.clone(),
+                            _ => String::new(),
+                        };
+                        (l.severity_text.clone(), body)
+                    })
+            });
+            if let Some(found) = found {
+                return found;
+            }
+            assert!(Instant::now() < deadline, "no {name} log record");
+            thread::sleep(Duration::from_millis(100));
+        }
+    }
+
     /// Waits until the latest data point of cumulative sum `name` reaches `at_least`.
     fn wait_metric(&self, name: &str, at_least: f64) {
         use opentelemetry_proto::tonic::metrics::v1::{metric::Data, number_data_point::Value as Number};
@@ -327,6 +353,12 @@ fn kernel_spans_follow_the_http_conventions_and_join_traces() {
 
     // The agent's own metrics arrive too, as cumulative sums.
     receiver.wait_metric("apisense_http_exchanges_total", 2.0);
+    // Security findings are log records: bearer credentials over loopback plaintext.
+    let (severity, body) = receiver.wait_log("apisense.security.credentials_over_plaintext");
+    assert_eq!(
+        (severity.as_str(), body.as_str()),
+        ("INFO2", "bearer credentials sent over plaintext HTTP, not TLS (loopback only)")
+    );
 
     let all = receiver.all_bytes();
     for raw in ["sup3rs3cret-token", "qu3ry-s3cret", "4111111111111111"] {

@@ -1,5 +1,5 @@
 //! The YAML configuration file: one key per command-line flag (snake case), plus the sections
-//! that have no flags (`sensitive`, `kubernetes`). Unknown keys are errors, named with their line.
+//! that have no flags (`sensitive`, `kubernetes`, `analytics`). Unknown keys are errors, named with their line.
 //! Relative paths in the file are relative to the file's own directory, so a file and the specs it
 //! names can move together.
 use std::{
@@ -9,7 +9,10 @@ use std::{
 };
 
 use super::ConfigError;
-use crate::detect::sensitive::{Detector, SensitiveConfig};
+use crate::detect::{
+    analytics::AnalyticsConfig,
+    sensitive::{Detector, SensitiveConfig},
+};
 
 #[derive(Debug, Clone, Default, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -40,6 +43,9 @@ pub struct ConfigFile {
     pub otlp: Option<OtlpFileConfig>,
     #[serde(default)]
     pub kubernetes: KubernetesFileConfig,
+    /// Security analytics: client identity headers, zombie window, anomaly thresholds.
+    #[serde(default)]
+    pub analytics: AnalyticsConfig,
 }
 
 #[derive(Debug, Clone, Default, serde::Deserialize)]
@@ -94,6 +100,7 @@ impl ConfigFile {
             serde_norway::from_str(&text).map_err(|e| problem(e.to_string()))?
         };
         Detector::new(&file.sensitive).map_err(|e| problem(format!("sensitive: {e}")))?;
+        file.analytics.validate().map_err(|e| problem(format!("analytics: {e}")))?;
         if file.output.as_deref() == Some("") {
             return Err(problem("output: empty path (use - for stdout)".to_owned()));
         }

@@ -61,6 +61,8 @@ pub enum ConfigCommand {
 pub enum InventoryFormat {
     /// Aligned text, undocumented endpoints first.
     Table,
+    /// `{"endpoints": [...], "findings": [...], "clients": [...]}`: the inventory with the
+    /// security findings and per-client data.
     Json,
     /// A draft OpenAPI 3.1 document of what was observed (shadow endpoints first).
     Openapi,
@@ -521,6 +523,7 @@ fn analysis(
             openapi: list(args.openapi, &f.openapi),
             state_dir: args.state_dir.or_else(|| f.state_dir.clone()),
             sensitive: f.sensitive.clone(),
+            analytics: f.analytics.clone(),
         },
     })
 }
@@ -659,6 +662,37 @@ mod tests {
             ConfigFile::load(&dir.join("missing.yaml")).unwrap_err().to_string().contains("missing.yaml")
         );
         let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn analytics_section_reaches_detection_and_bad_values_name_the_key() {
+        let dir = std::env::temp_dir().join(format!("apisense-config-analytics-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let good = dir.join("good.yaml");
+        std::fs::write(&good, "analytics:\n  api_key_headers: [x-tpp-key]\n  zombie_window_hours: 48\n  error_rate_increase: 0.3\n").unwrap();
+        let c = RunConfig::try_from(run_args(&good)).unwrap();
+        assert_eq!(c.analysis.detect.analytics.api_key_headers, ["x-tpp-key"]);
+        assert_eq!(c.analysis.detect.analytics.zombie_window_hours, 48);
+        assert_eq!(c.analysis.detect.analytics.anomaly_window_seconds, 60, "defaults fill the rest");
+        for (name, text, key) in [
+            ("typo.yaml", "analytics:\n  zombie_window: 1\n", "zombie_window"),
+            ("range.yaml", "analytics:\n  error_rate_increase: 2\n", "error_rate_increase"),
+        ] {
+            let path = dir.join(name);
+            std::fs::write(&path, text).unwrap();
+            let e = ConfigFile::load(&path).unwrap_err().to_string();
+            assert!(e.contains(name) && e.contains(key), "{e}");
+        }
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    fn run_args(config: &std::path::Path) -> RunArgs {
+        let argv =
+            [std::ffi::OsStr::new("apisense"), "run".as_ref(), "--config".as_ref(), config.as_os_str()];
+        match Cli::try_parse_from(argv).unwrap().command {
+            Command::Run(run) => run,
+            _ => unreachable!("run was asked for"),
+        }
     }
 
     #[test]

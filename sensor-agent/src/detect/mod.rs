@@ -2,10 +2,13 @@
 //! - `inventory`: every endpoint really called, classified against the OpenAPI specs loaded
 //!   (documented, shadow, undocumented method/status, deprecated), persisted on the node;
 //! - `sensitive`: sensitive data in requests and responses (`mask` is the only place raw values
-//!   become output).
+//!   become output, `keyed` the only place they become hashes);
+//! - `analytics`: the client of each exchange and security findings/events from both.
 //!
-//! In: observed exchanges. Out: an [`Assessment`] per exchange (its endpoint classification),
-//! one log line per newly discovered undocumented endpoint. Counts: entries dropped at the cap.
+//! In: observed exchanges. Out: an [`Assessment`] per exchange (its endpoint classification,
+//! findings, client, security events), one log line per newly discovered undocumented endpoint
+//! and per security event. Counts: entries dropped at the cap.
+pub mod analytics;
 pub mod inventory;
 pub mod sensitive;
 
@@ -20,8 +23,14 @@ use std::{
 use thiserror::Error;
 
 use self::{
+    analytics::{
+        Analytics, AnalyticsConfig, ClientIdentity, Facts, IdentityKind, SecurityEvent, SecurityReport,
+    },
     inventory::{Classification, EndpointStatus, EntryView, Inventory, Observation, Specs, Store},
-    sensitive::{Detector, ExchangeView, Finding, MessageView, SensitiveConfig},
+    sensitive::{
+        Detector, ExchangeView, Finding, MessageView, SensitiveConfig,
+        keyed::{KeyError, Keyer},
+    },
 };
 use crate::{
     capture::Role,
@@ -36,6 +45,8 @@ use crate::{
 pub const STORE_FILE: &str = "inventory.redb";
 /// JSON copy of the inventory, rewritten at each flush, readable while the agent holds the store.
 pub const SNAPSHOT_FILE: &str = "inventory.json";
+/// JSON copy of the security findings and clients, rewritten at each flush.
+pub const ANALYTICS_SNAPSHOT_FILE: &str = "analytics.json";
 
 #[derive(Debug, Clone, Default)]
 pub struct DetectConfig {
@@ -43,6 +54,7 @@ pub struct DetectConfig {
     /// Where the inventory persists; `None` keeps it in memory only.
     pub state_dir: Option<PathBuf>,
     pub sensitive: SensitiveConfig,
+    pub analytics: AnalyticsConfig,
 }
 
 #[derive(Debug, Error)]
@@ -59,6 +71,10 @@ pub enum DetectError {
     Store(#[from] inventory::StoreError),
     #[error("sensitive-data configuration")]
     Sensitive(#[from] sensitive::ConfigError),
+    #[error(transparent)]
+    Key(#[from] KeyError),
+    #[error("analytics state in the inventory store: {0}")]
+    AnalyticsState(String),
 }
 
 /// What detection concluded about one exchange.
@@ -67,12 +83,18 @@ pub struct Assessment {
     pub endpoint: Option<Classification>,
     /// Sensitive data found (masked samples only).
     pub findings: Vec<Finding>,
+    /// Who made the request (never the credential itself).
+    pub client: Option<ClientIdentity>,
+    /// Security findings and events this exchange raised.
+    pub events: Vec<SecurityEvent>,
 }
 
 pub struct Detect {
     inventory: Inventory,
     snapshot: Option<PathBuf>,
     sensitive: Detector,
+    analytics: Analytics,
+    keyer: Keyer,
     decode_limits: DecodeLimits,
 }
 
@@ -94,20 +116,36 @@ impl Detect {
             );
             specs
         };
-        let (store, snapshot) = match &config.state_dir {
+        let (store, snapshot, keyer) = match &config.state_dir {
             Some(dir) => {
                 fs::DirBuilder::new()
                     .recursive(true)
                     .mode(0o700)
                     .create(dir)
                     .map_err(|source| DetectError::StateDir { path: dir.clone(), source })?;
-                (Some(Store::open(dir.join(STORE_FILE))?), Some(dir.join(SNAPSHOT_FILE)))
+                (
+                    Some(Store::open(dir.join(STORE_FILE))?),
+                    Some(dir.join(SNAPSHOT_FILE)),
+                    Keyer::load_or_create(dir)?,
+                )
             }
-            None => (None, None),
+            None => (None, None, Keyer::ephemeral()),
         };
         let inventory = Inventory::open(Arc::new(specs), store, inventory::Limits::default())?;
-        let sensitive = Detector::new(&config.sensitive)?;
-        Ok(Detect { inventory, snapshot, sensitive, decode_limits: DecodeLimits::default() })
+        let sensitive = Detector::with_keyer(&config.sensitive, keyer.clone())?;
+        let mut analytics = Analytics::new(config.analytics.clone());
+        if let Some(store) = inventory_store(&inventory) {
+            let (endpoints, global) = decode_analytics(store)?;
+            analytics.restore(endpoints, global);
+        }
+        Ok(Detect {
+            inventory,
+            snapshot,
+            sensitive,
+            analytics,
+            keyer,
+            decode_limits: DecodeLimits::default(),
+        })
     }
 
     pub fn inspect(&mut self, observed: &Observed, ts_unix_ms: u64) -> Assessment {
@@ -132,6 +170,13 @@ impl Detect {
             Role::Server => meta.remote.map(|a| a.ip().to_string()).unwrap_or_default(),
             Role::Client => meta.comm.clone(),
         };
+        let peer_kind = if meta.role == Role::Server { IdentityKind::Peer } else { IdentityKind::Process };
+        let identity = analytics::identity::identify(
+            request.headers.as_slice(),
+            &self.analytics.config().api_key_headers,
+            &self.keyer,
+            Some((peer_kind, client.clone())),
+        );
         let response = observed.exchange.response.as_ref();
         // Detectors and schema inference read bodies as the application does: decoded.
         let request_body = decoding::decode(&request.headers, &request.body.captured, self.decode_limits);
@@ -174,6 +219,29 @@ impl Detect {
         } else {
             self.inventory.observe(&observation)
         };
+        let events = if server_is_local {
+            Vec::new()
+        } else {
+            self.analyse(&Facts {
+                ts_unix_ms,
+                host: &host,
+                method: &request.method,
+                route: &endpoint.route,
+                endpoint_status: endpoint.status,
+                spec: endpoint.spec.as_deref(),
+                new_endpoint: endpoint.new_endpoint,
+                http_status: response.map(|r| r.status),
+                tls: meta.tls,
+                loopback: meta.remote.is_some_and(|a| a.ip().is_loopback()),
+                auth_scheme: auth.as_deref(),
+                client: identity.as_ref(),
+                findings: &findings,
+                response_size: response.map(|r| r.body.size),
+                masked_pan: response_body
+                    .as_ref()
+                    .is_some_and(|b| analytics::exposure::has_masked_pan(&b.bytes)),
+            })
+        };
         if endpoint.new_endpoint && endpoint.status != EndpointStatus::Documented {
             log::info!(
                 "new {} endpoint: {} {}{} (first called by {client}{})",
@@ -184,7 +252,28 @@ impl Detect {
                 response.map(|r| format!(", status {}", r.status)).unwrap_or_default()
             );
         }
-        Assessment { endpoint: Some(endpoint), findings }
+        Assessment { endpoint: Some(endpoint), findings, client: identity, events }
+    }
+
+    /// Security findings and events of one exchange, each logged once.
+    fn analyse(&mut self, facts: &Facts<'_>) -> Vec<SecurityEvent> {
+        let mut events = Vec::new();
+        let inventory = &self.inventory;
+        self.analytics.push(facts, &mut || inventory.unobserved(), &mut events);
+        for e in &events {
+            let level =
+                if e.severity >= analytics::Severity::High { log::Level::Warn } else { log::Level::Info };
+            log::log!(
+                level,
+                "security {} {}: {} (client {}): {}",
+                e.severity.as_str(),
+                e.kind.as_str(),
+                e.endpoint,
+                e.client.as_deref().unwrap_or("-"),
+                e.reason
+            );
+        }
+        events
     }
 
     /// Persists the inventory and rewrites its JSON snapshot. Errors are logged: losing a flush
@@ -198,11 +287,53 @@ impl Detect {
         {
             log::warn!("inventory snapshot {} not written: {e}", path.display());
         }
+        self.flush_analytics();
+    }
+
+    fn flush_analytics(&mut self) {
+        let Some(store) = self.inventory.store_mut() else {
+            return;
+        };
+        let (endpoints, global) = self.analytics.take_dirty();
+        if endpoints.is_empty() && global.is_none() {
+            return;
+        }
+        let encoded: Vec<(String, Vec<u8>)> = endpoints
+            .iter()
+            .filter_map(|(k, e)| serde_json::to_vec(e).ok().map(|v| (k.clone(), v)))
+            .collect();
+        let global_bytes = global.as_ref().and_then(|g| serde_json::to_vec(g).ok());
+        let saved = store
+            .save_analytics(encoded.iter().map(|(k, v)| (k.as_str(), v.as_slice())), global_bytes.as_deref());
+        if let Err(e) = saved {
+            log::warn!("analytics state not saved: {e}");
+            self.analytics.mark_dirty(endpoints.into_iter().map(|(k, _)| k), global.is_some());
+            return;
+        }
+        if let Some(path) = &self.snapshot {
+            let path = path.with_file_name(ANALYTICS_SNAPSHOT_FILE);
+            let text = serde_json::to_string_pretty(&self.analytics.report()).unwrap_or_default();
+            if let Err(e) = write_file(&path, text.as_bytes()) {
+                log::warn!("analytics snapshot {} not written: {e}", path.display());
+            }
+        }
+    }
+
+    /// Security findings and clients so far.
+    #[must_use]
+    pub fn security_report(&self) -> SecurityReport {
+        self.analytics.report()
     }
 
     #[must_use]
     pub fn dropped(&self) -> u64 {
         self.inventory.dropped()
+    }
+
+    /// New security findings not kept because their cap was reached.
+    #[must_use]
+    pub fn analytics_dropped(&self) -> u64 {
+        self.analytics.dropped()
     }
 }
 
@@ -238,11 +369,56 @@ fn auth_scheme(headers: &Headers) -> Option<String> {
 }
 
 fn write_snapshot(path: &Path, entries: &[EntryView]) -> std::io::Result<()> {
+    write_file(path, inventory::render_json(entries).as_bytes())
+}
+
+fn write_file(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     let tmp = path.with_extension("json.tmp");
     let mut file = fs::OpenOptions::new().create(true).write(true).truncate(true).mode(0o600).open(&tmp)?;
-    file.write_all(inventory::render_json(entries).as_bytes())?;
+    file.write_all(bytes)?;
     file.sync_all()?;
     fs::rename(&tmp, path)
+}
+
+fn inventory_store(inventory: &Inventory) -> Option<&Store> {
+    inventory.store()
+}
+
+type DecodedAnalytics = (Vec<(String, analytics::state::EndpointState)>, Option<analytics::GlobalState>);
+
+fn decode_analytics(store: &Store) -> Result<DecodedAnalytics, DetectError> {
+    let (rows, global) = store.load_analytics()?;
+    let bad = |what: &str, e: serde_json::Error| DetectError::AnalyticsState(format!("{what}: {e}"));
+    let endpoints = rows
+        .into_iter()
+        .map(|(k, v)| serde_json::from_slice(&v).map(|e| (k, e)).map_err(|e| bad("endpoint row", e)))
+        .collect::<Result<Vec<_>, _>>()?;
+    let global = global.map(|g| serde_json::from_slice(&g)).transpose().map_err(|e| bad("global row", e))?;
+    Ok((endpoints, global))
+}
+
+/// The security findings and clients kept in `state_dir`: from the store, or from the snapshot
+/// while a running agent holds the store. Empty when analytics has not run there.
+pub fn load_security(state_dir: &Path) -> anyhow::Result<SecurityReport> {
+    use anyhow::Context as _;
+    let store_path = state_dir.join(STORE_FILE);
+    match Store::open(&store_path) {
+        Ok(store) => {
+            let (endpoints, global) = decode_analytics(&store)?;
+            let map: std::collections::HashMap<String, analytics::state::EndpointState> =
+                endpoints.into_iter().collect();
+            Ok(analytics::report(map.iter(), &global.unwrap_or_default()))
+        }
+        Err(e) => {
+            let snapshot = state_dir.join(ANALYTICS_SNAPSHOT_FILE);
+            if !snapshot.exists() {
+                return Ok(SecurityReport::default());
+            }
+            let text = fs::read_to_string(&snapshot)
+                .with_context(|| format!("{e}; and no readable snapshot at {}", snapshot.display()))?;
+            serde_json::from_str(&text).with_context(|| format!("reading {}", snapshot.display()))
+        }
+    }
 }
 
 /// The inventory kept in `state_dir`: from the store, or, while a running agent holds the

@@ -1,4 +1,5 @@
-//! JSON Lines exporter: one exchange per line, to stdout or a 0600 file.
+//! JSON Lines exporter: one exchange per line, to stdout or a 0600 file; the security events an
+//! exchange raised follow it, one per line, told apart by `"event":"security"`.
 use std::{
     fs::OpenOptions,
     io::{self, BufWriter, Write},
@@ -36,6 +37,10 @@ impl JsonlWriter {
         serde_json::to_writer(&mut self.out, record).map_err(io::Error::other)?;
         self.out.write_all(b"\n")?;
         self.written += 1;
+        for event in &record.events {
+            serde_json::to_writer(&mut self.out, event).map_err(io::Error::other)?;
+            self.out.write_all(b"\n")?;
+        }
         Ok(())
     }
 

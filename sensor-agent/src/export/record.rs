@@ -9,6 +9,7 @@ use crate::{
     capture::{ConnMeta, pods::PodInfo},
     detect::{
         Assessment,
+        analytics::{ClientIdentity, SecurityEvent},
         sensitive::{Finding, mask},
     },
     http::{Anomaly, Body, Exchange, Headers, Request, Response, Version, grpc, stage::Observed},
@@ -48,6 +49,15 @@ pub struct ExchangeRecord {
     /// `spec`, `operation_id` at the top level of the line).
     #[serde(flatten, skip_serializing_if = "Option::is_none")]
     pub endpoint: Option<EndpointRecord>,
+    /// Who made the request: `{"kind":"jwt","id":"client_id=tpp-alpha"}` (JWT claim, keyed hash
+    /// of an opaque token or API key, Basic user name, peer address or process), never the
+    /// credential.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub client: Option<ClientIdentity>,
+    /// Security findings and events this exchange raised: written as their own JSON lines
+    /// (`"event":"security"`) after the exchange's, and as OTLP log records.
+    #[serde(skip)]
+    pub events: Vec<SecurityEvent>,
     /// The RPC a gRPC exchange made (absent for other traffic).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub rpc: Option<RpcRecord>,
@@ -139,8 +149,8 @@ impl ExchangeRecord {
             local: meta.local.map(|a| a.to_string()),
             remote: meta.remote.map(|a| a.to_string()),
             conn_id: meta.conn_id,
-            request: ex.request.as_ref().map(request),
-            response: ex.response.as_ref().map(response),
+            request: ex.request.as_ref().map(|r| request(r, assessment)),
+            response: ex.response.as_ref().map(|r| response(r, assessment)),
             complete,
             meta: Arc::clone(meta),
             start_unix_ns: unix_ns(clock, start.unwrap_or(meta.opened_ns)),
@@ -149,6 +159,8 @@ impl ExchangeRecord {
                 end.or(ex.request.as_ref().map(|r| r.end_ns)).unwrap_or(meta.opened_ns),
             ),
             findings: assessment.findings.clone(),
+            client: assessment.client.clone(),
+            events: assessment.events.clone(),
             rpc: rpc(ex),
             endpoint: assessment.endpoint.as_ref().map(|c| EndpointRecord {
                 route: c.route.clone(),
@@ -174,27 +186,42 @@ pub fn rpc(ex: &Exchange) -> Option<RpcRecord> {
     })
 }
 
-fn request(r: &Request) -> RequestRecord {
+/// The request as exported: secret-named and flagged query values masked; a path in which a
+/// detector found sensitive data is replaced by its endpoint's route.
+fn request(r: &Request, assessment: &Assessment) -> RequestRecord {
+    let flagged: Vec<(&str, &str)> = assessment
+        .findings
+        .iter()
+        .filter_map(|f| {
+            let name = f.location.strip_prefix("request.query")?;
+            Some((name.strip_prefix(':').unwrap_or(name), f.sample.as_str()))
+        })
+        .collect();
     let (path, query) = match r.target.split_once('?') {
-        Some((path, query)) => (path.to_owned(), Some(mask::query(query))),
+        Some((path, query)) => (path.to_owned(), Some(mask::query_flagged(query, &flagged))),
         None => (r.target.clone(), None),
+    };
+    let path = match assessment.endpoint.as_ref() {
+        Some(e) if assessment.findings.iter().any(|f| f.location == "request.path") => e.route.clone(),
+        _ if assessment.findings.iter().any(|f| f.location == "request.path") => mask::REDACTED.to_owned(),
+        _ => path,
     };
     RequestRecord {
         method: r.method.clone(),
         path,
         query,
         version: version(r.version),
-        headers: headers(&r.headers),
+        headers: headers(&r.headers, &flagged_headers(assessment, "request.header:")),
         body_size: body_size(&r.body),
         anomalies: anomalies(&r.anomalies),
     }
 }
 
-fn response(r: &Response) -> ResponseRecord {
+fn response(r: &Response, assessment: &Assessment) -> ResponseRecord {
     ResponseRecord {
         status: r.status,
         version: version(r.version),
-        headers: headers(&r.headers),
+        headers: headers(&r.headers, &flagged_headers(assessment, "response.header:")),
         body_size: body_size(&r.body),
         anomalies: anomalies(&r.anomalies),
     }
@@ -219,12 +246,21 @@ fn body_size(body: &Body) -> u64 {
     body.size
 }
 
+/// (header name, masked sample) of the findings in one message's headers.
+fn flagged_headers<'a>(assessment: &'a Assessment, prefix: &str) -> Vec<(&'a str, &'a str)> {
+    assessment
+        .findings
+        .iter()
+        .filter_map(|f| Some((f.location.strip_prefix(prefix)?, f.sample.as_str())))
+        .collect()
+}
+
 /// Header names lowercased (HTTP names are case-insensitive); repeated headers joined with ", "
-/// as RFC 9110 allows.
-fn headers(h: &Headers) -> BTreeMap<String, String> {
+/// as RFC 9110 allows. Credentials and values a detector flagged are masked.
+fn headers(h: &Headers, flagged: &[(&str, &str)]) -> BTreeMap<String, String> {
     let mut map: BTreeMap<String, String> = BTreeMap::new();
     for (name, value) in h.iter() {
-        let value = mask::header_value(name, value);
+        let value = mask::header_value_flagged(name, value, flagged);
         map.entry(name.to_ascii_lowercase())
             .and_modify(|v| {
                 v.push_str(", ");

@@ -7,7 +7,8 @@ use super::export::{fmt_ts, sort_entries};
 use super::{EndpointStatus, EntryView};
 
 /// Escapes text for HTML element content and double-quoted attributes.
-fn esc(s: &str) -> String {
+#[must_use]
+pub fn esc(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for c in s.chars() {
         match c {
@@ -44,6 +45,9 @@ tr.shadow{background:#fff3f3}
 .heat{display:inline-block;width:5em;height:.7em;background:#eee;border-radius:.35em;overflow:hidden;vertical-align:middle}
 .heat i{display:block;height:100%;background:linear-gradient(90deg,#ffb74d,#d32f2f)}
 .muted{color:#888}
+.sev{padding:.05em .5em;border-radius:.6em;font-size:.85em;white-space:nowrap}
+.sev-critical,.sev-high{background:#c62828;color:#fff}.sev-medium{background:#ef6c00;color:#fff}
+.sev-low{background:#f9a825;color:#222}.sev-info{background:#607d8b;color:#fff}
 ";
 
 const SCRIPT: &str = r"
@@ -71,6 +75,13 @@ const SCRIPT: &str = r"
 /// `data-status`; `#summary` lists `status: count` for every status present.
 #[must_use]
 pub fn render_html(entries: &[EntryView], title: &str) -> String {
+    render_html_with(entries, title, "")
+}
+
+/// [`render_html`] with `extra` (trusted, already escaped HTML, such as the security findings)
+/// placed before the endpoint tables.
+#[must_use]
+pub fn render_html_with(entries: &[EntryView], title: &str, extra: &str) -> String {
     let mut sorted: Vec<EntryView> = entries.to_vec();
     sort_entries(&mut sorted);
     let mut counts: BTreeMap<usize, (EndpointStatus, usize)> = BTreeMap::new();
@@ -103,6 +114,7 @@ pub fn render_html(entries: &[EntryView], title: &str) -> String {
         );
     }
     h.push_str("</div>\n");
+    h.push_str(extra);
     for (host, list) in &by_host {
         let shown = if host.is_empty() { "(unknown host)" } else { host };
         let shadow = list.iter().filter(|e| e.status == EndpointStatus::Shadow).count();

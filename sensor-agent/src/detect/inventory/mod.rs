@@ -45,7 +45,7 @@ use serde::{Deserialize, Serialize};
 
 pub use document::parse_yaml;
 pub use export::{render_json, render_openapi, render_table};
-pub use html::render_html;
+pub use html::{esc as escape_html, render_html, render_html_with};
 pub use openapi::{LoadReport, RouteMatch, SpecError, Specs};
 pub use router::split_path;
 pub use schema::Schema;
@@ -402,6 +402,17 @@ impl Inventory {
         out.sort();
         out.dedup();
         out
+    }
+
+    /// The store, for other state kept beside the inventory (analytics).
+    #[must_use]
+    pub fn store(&self) -> Option<&Store> {
+        self.store.as_ref()
+    }
+
+    /// The store, for other state kept beside the inventory (analytics).
+    pub fn store_mut(&mut self) -> Option<&mut Store> {
+        self.store.as_mut()
     }
 
     /// Writes changed entries (and removals from merges) to the store, if any.

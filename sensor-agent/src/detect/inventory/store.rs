@@ -1,7 +1,9 @@
 //! On-disk persistence of inventory entries in a redb database (one file, ACID, crash-safe).
 //!
 //! Layout: table `entries`, key = JSON `[host, method, route]`, value = JSON [`EntryView`];
-//! table `meta`, key `format` = [`FORMAT_VERSION`].
+//! table `meta`, key `format` = [`FORMAT_VERSION`]; table `analytics`, key `endpoint:` + the
+//! analytics endpoint name = JSON per-endpoint baselines, key `global` = JSON findings and
+//! version map (see `detect::analytics`).
 
 use std::path::{Path, PathBuf};
 
@@ -11,6 +13,9 @@ use super::EntryView;
 
 const ENTRIES: TableDefinition<&str, &[u8]> = TableDefinition::new("entries");
 const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
+const ANALYTICS: TableDefinition<&str, &[u8]> = TableDefinition::new("analytics");
+const GLOBAL_KEY: &str = "global";
+const ENDPOINT_PREFIX: &str = "endpoint:";
 /// Bumped when the stored entry encoding changes incompatibly.
 pub const FORMAT_VERSION: u64 = 1;
 
@@ -24,6 +29,9 @@ pub enum StoreError {
     #[error("inventory store {path}: format version {found} is not supported (expected {FORMAT_VERSION})")]
     Version { path: PathBuf, found: u64 },
 }
+
+/// Encoded analytics rows: per endpoint (name, JSON), and the global JSON.
+pub type AnalyticsRows = (Vec<(String, Vec<u8>)>, Option<Vec<u8>>);
 
 /// Handle on the inventory database file.
 pub struct Store {
@@ -73,6 +81,49 @@ impl Store {
                 }
             }
             tx.open_table(ENTRIES).map_err(|e| self.err(e))?;
+            tx.open_table(ANALYTICS).map_err(|e| self.err(e))?;
+        }
+        tx.commit().map_err(|e| self.err(e))
+    }
+
+    /// Analytics state: per-endpoint rows and the global row, still encoded (the analytics
+    /// module owns the types).
+    pub fn load_analytics(&self) -> Result<AnalyticsRows, StoreError> {
+        let tx = self.db.begin_read().map_err(|e| self.err(e))?;
+        let table = match tx.open_table(ANALYTICS) {
+            Ok(t) => t,
+            Err(redb::TableError::TableDoesNotExist(_)) => return Ok((Vec::new(), None)),
+            Err(e) => return Err(self.err(e)),
+        };
+        let mut endpoints = Vec::new();
+        let mut global = None;
+        for row in table.iter().map_err(|e| self.err(e))? {
+            let (k, v) = row.map_err(|e| self.err(e))?;
+            if k.value() == GLOBAL_KEY {
+                global = Some(v.value().to_vec());
+            } else if let Some(name) = k.value().strip_prefix(ENDPOINT_PREFIX) {
+                endpoints.push((name.to_owned(), v.value().to_vec()));
+            }
+        }
+        Ok((endpoints, global))
+    }
+
+    /// Writes analytics rows (insert or replace), in one transaction.
+    pub fn save_analytics<'a>(
+        &mut self,
+        endpoints: impl IntoIterator<Item = (&'a str, &'a [u8])>,
+        global: Option<&[u8]>,
+    ) -> Result<(), StoreError> {
+        let tx = self.db.begin_write().map_err(|e| self.err(e))?;
+        {
+            let mut table = tx.open_table(ANALYTICS).map_err(|e| self.err(e))?;
+            for (name, value) in endpoints {
+                let key = format!("{ENDPOINT_PREFIX}{name}");
+                table.insert(key.as_str(), value).map_err(|e| self.err(e))?;
+            }
+            if let Some(g) = global {
+                table.insert(GLOBAL_KEY, g).map_err(|e| self.err(e))?;
+            }
         }
         tx.commit().map_err(|e| self.err(e))
     }

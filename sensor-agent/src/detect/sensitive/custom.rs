@@ -5,7 +5,6 @@ use regex::bytes::{Regex, RegexBuilder, RegexSet, RegexSetBuilder};
 use super::context::{Field, Name};
 use super::{
     BUILTIN_NAMES, Confidence, ConfigError, CustomDetector, Hit, Inner, ValidatorKind, mask, payment,
-    value_hash,
 };
 
 /// Matches of one custom detector in one value, at most.
@@ -107,7 +106,7 @@ impl CompiledCustom {
                     id,
                     confidence: one.confidence,
                     sample: mask::redacted_len(raw.len()),
-                    hash: value_hash(raw),
+                    hash: det.value_hash(raw),
                 });
             }
         }

@@ -58,6 +58,27 @@ pub fn header_value(name: &str, value: &[u8]) -> String {
     REDACTED.to_owned()
 }
 
+/// The exportable form of a header value in which a detector may have found data: `flagged`
+/// holds (lower-case header name as in the finding's location, masked sample). A flagged header
+/// shows its finding's sample; `*` (a name the location could not carry) redacts every header
+/// with such a name; credential headers keep only their scheme as in [`header_value`].
+#[must_use]
+pub fn header_value_flagged(name: &str, value: &[u8], flagged: &[(&str, &str)]) -> String {
+    let lower = name.to_ascii_lowercase();
+    if CREDENTIAL_HEADERS.contains(&lower.as_str()) {
+        return header_value(name, value);
+    }
+    if let Some((_, sample)) = flagged.iter().find(|(n, _)| *n == lower) {
+        return (*sample).to_owned();
+    }
+    let unnameable =
+        lower.len() > 64 || lower.contains('@') || lower.bytes().filter(u8::is_ascii_digit).count() >= 6;
+    if unnameable && flagged.iter().any(|(n, _)| *n == "*") {
+        return REDACTED.to_owned();
+    }
+    header_value(name, value)
+}
+
 /// The exportable form of a query string: values of secret-named parameters replaced.
 #[must_use]
 pub fn query(query: &str) -> String {
@@ -66,6 +87,35 @@ pub fn query(query: &str) -> String {
         .map(|pair| match pair.split_once('=') {
             Some((name, value)) if !value.is_empty() && is_secret_param(name) => format!("{name}={REDACTED}"),
             _ => pair.to_owned(),
+        })
+        .collect::<Vec<_>>()
+        .join("&")
+}
+
+/// The exportable form of a query string in which detectors flagged parameters: their values
+/// become the findings' masked samples (`pan=411111******1111`), secret-named ones
+/// `[REDACTED]`. `flagged` holds (parameter name as in the finding's location, masked sample);
+/// a name without a parameter of that exact spelling (percent-encoded names) redacts every value.
+#[must_use]
+pub fn query_flagged(query: &str, flagged: &[(&str, &str)]) -> String {
+    if flagged.is_empty() {
+        return self::query(query);
+    }
+    let names: Vec<&str> = query.split('&').map(|p| p.split_once('=').map_or("", |(n, _)| n)).collect();
+    let all = flagged.iter().any(|(name, _)| !names.contains(name));
+    query
+        .split('&')
+        .map(|pair| match pair.split_once('=') {
+            Some((name, _)) if all => format!("{name}={REDACTED}"),
+            None if all => REDACTED.to_owned(),
+            Some((name, value)) if !value.is_empty() && is_secret_param(name) => format!("{name}={REDACTED}"),
+            Some((name, _)) => match flagged.iter().find(|(n, _)| *n == name) {
+                Some((_, sample)) => format!("{name}={sample}"),
+                None => pair.to_owned(),
+            },
+            // A bare value: flagged under the query's own location (no parameter name).
+            None if flagged.iter().any(|(n, _)| n.is_empty()) => REDACTED.to_owned(),
+            None => pair.to_owned(),
         })
         .collect::<Vec<_>>()
         .join("&")
@@ -188,6 +238,34 @@ mod tests {
             "a=1&access_token=[REDACTED]&Api-Key=[REDACTED]&b="
         );
         assert_eq!(query("password=&x"), "password=&x");
+    }
+
+    #[test]
+    fn flagged_header_values_become_their_samples() {
+        let flagged = [("x-card", "411111******1111"), ("*", "x")];
+        assert_eq!(header_value_flagged("X-Card", b"4111111111111111", &flagged), "411111******1111");
+        assert_eq!(header_value_flagged("X-Other", b"plain", &flagged), "plain");
+        assert_eq!(header_value_flagged("x-123456", b"4111111111111111", &flagged), REDACTED);
+        assert_eq!(header_value_flagged("Authorization", b"Bearer abc", &flagged), "Bearer [REDACTED]");
+    }
+
+    #[test]
+    fn flagged_query_values_become_their_samples() {
+        assert_eq!(
+            query_flagged("pan=4111111111111111&a=1&token=t", &[("pan", "411111******1111")]),
+            "pan=411111******1111&a=1&token=[REDACTED]"
+        );
+        assert_eq!(
+            query_flagged("p%61n=4111111111111111&a=1", &[("pan", "x")]),
+            "p%61n=[REDACTED]&a=[REDACTED]"
+        );
+        assert_eq!(query_flagged("4111111111111111", &[("", "x")]), "[REDACTED]");
+        assert_eq!(query_flagged("a=1", &[]), "a=1");
+        // Secret-named parameters stay plainly redacted even when a detector flagged them.
+        assert_eq!(
+            query_flagged("token=abcdefghij&x=1", &[("token", "[REDACTED:8-16]")]),
+            "token=[REDACTED]&x=1"
+        );
     }
 
     #[test]

@@ -2,7 +2,7 @@
 //! values and their siblings.
 
 use super::context::{Field, Hint, Name};
-use super::{Collector, Confidence, Hit, Kind, MessageView, json, mask, scan, value_hash};
+use super::{Collector, Confidence, Hit, Kind, MessageView, json, mask, scan};
 
 /// Parameters looked at per query string or form body, at most.
 const MAX_PARAMS: usize = 1024;
@@ -52,7 +52,7 @@ pub(crate) fn scan_leaf(
             id: kind.id(),
             confidence,
             sample: mask::redacted_len(value.len()),
-            hash: value_hash(value),
+            hash: col.det.value_hash(value),
         });
     }
     let loc = std::mem::take(&mut col.loc);
@@ -142,7 +142,10 @@ impl Siblings {
         let confidence =
             if self.sort.is_some() || self.banking { Confidence::High } else { Confidence::Medium };
         let sample = mask::keep_ends(acc, 0, 2);
-        col.add(Hit { id: Kind::AccountNumber.id(), confidence, sample, hash: value_hash(acc) }, &acc_loc);
+        col.add(
+            Hit { id: Kind::AccountNumber.id(), confidence, sample, hash: col.det.value_hash(acc) },
+            &acc_loc,
+        );
         if let Some((sort_loc, sort)) = self.sort
             && n == 8
         {
@@ -161,7 +164,7 @@ impl Siblings {
                     id: Kind::UkSortCodeAccount.id(),
                     confidence: Confidence::High,
                     sample,
-                    hash: value_hash(&raw),
+                    hash: col.det.value_hash(&raw),
                 },
                 &sort_loc,
             );
@@ -311,7 +314,7 @@ fn authorization(col: &mut Collector<'_>, value: &[u8]) {
             id: Kind::BearerToken.id(),
             confidence: Confidence::High,
             sample,
-            hash: value_hash(cred),
+            hash: col.det.value_hash(cred),
         });
     } else if scheme.eq_ignore_ascii_case(b"basic") && !cred.is_empty() {
         use base64::Engine as _;
@@ -319,7 +322,12 @@ fn authorization(col: &mut Collector<'_>, value: &[u8]) {
         let confidence =
             if decoded.is_some_and(|d| d.contains(&b':')) { Confidence::High } else { Confidence::Medium };
         let sample = format!("Basic {}", mask::REDACTED);
-        hits.push(Hit { id: Kind::BasicCredentials.id(), confidence, sample, hash: value_hash(cred) });
+        hits.push(Hit {
+            id: Kind::BasicCredentials.id(),
+            confidence,
+            sample,
+            hash: col.det.value_hash(cred),
+        });
     } else if hits.is_empty() && !cred.is_empty() {
         let sample = if scheme_ok {
             format!("{} {}", String::from_utf8_lossy(scheme), mask::redacted_len(cred.len()))
@@ -330,7 +338,7 @@ fn authorization(col: &mut Collector<'_>, value: &[u8]) {
             id: Kind::Secret.id(),
             confidence: Confidence::Medium,
             sample,
-            hash: value_hash(cred),
+            hash: col.det.value_hash(cred),
         });
     }
     let loc = std::mem::take(&mut col.loc);

@@ -9,6 +9,7 @@ mod allow;
 mod context;
 mod custom;
 mod json;
+pub mod keyed;
 pub mod mask;
 mod message;
 mod numeric;
@@ -30,6 +31,7 @@ use serde::{Deserialize, Serialize};
 
 use self::allow::CompiledAllow;
 use self::custom::CompiledCustom;
+use self::keyed::{Keyer, ValueHash};
 
 /// Which message of the exchange a finding comes from.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -88,6 +90,16 @@ pub struct Finding {
     pub count: u32,
     /// Masked sample, never the raw value.
     pub sample: String,
+    /// Keyed hash of the sample's raw value (see `keyed`): the same value hashes the same on
+    /// this installation, so repeats correlate without the value.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub value_hash: Option<ValueHash>,
+}
+
+impl serde::Serialize for ValueHash {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
 }
 
 /// Detection settings.
@@ -230,8 +242,9 @@ pub(crate) struct Hit {
     pub id: u16,
     pub confidence: Confidence,
     pub sample: String,
-    /// Hash of the raw value, to de-duplicate between a JSON walk and a text re-scan. Never exported.
-    pub hash: u64,
+    /// Keyed hash of the raw value: de-duplicates between a JSON walk and a text re-scan, and is
+    /// exported as the finding's `value_hash`.
+    pub hash: ValueHash,
 }
 
 /// Compiled detection settings: immutable, `Send + Sync`, cheap to share.
@@ -248,6 +261,7 @@ pub(crate) struct Inner {
     customs: CompiledCustom,
     allow: Vec<CompiledAllow>,
     min_confidence: Option<Confidence>,
+    keyer: Keyer,
 }
 
 impl std::fmt::Debug for Detector {
@@ -263,7 +277,13 @@ impl std::fmt::Debug for Detector {
 const MAX_FINDINGS: usize = 256;
 
 impl Detector {
+    /// A detector whose value hashes use a key of this process only.
     pub fn new(config: &SensitiveConfig) -> Result<Detector, ConfigError> {
+        Self::with_keyer(config, Keyer::ephemeral())
+    }
+
+    /// A detector whose findings carry value hashes under `keyer`.
+    pub fn with_keyer(config: &SensitiveConfig, keyer: Keyer) -> Result<Detector, ConfigError> {
         let customs = CompiledCustom::new(&config.custom)?;
         let mut names: Vec<String> = BUILTIN_NAMES.iter().map(|n| (*n).to_owned()).collect();
         names.extend(config.custom.iter().map(|c| c.name.clone()));
@@ -295,6 +315,7 @@ impl Detector {
                 customs,
                 allow,
                 min_confidence: config.min_confidence,
+                keyer,
             }),
         })
     }
@@ -341,6 +362,11 @@ impl Inner {
     pub(crate) fn on(&self, id: u16) -> bool {
         self.enabled.get(usize::from(id)).copied().unwrap_or(false)
     }
+
+    /// The keyed hash of a raw value (never exported raw).
+    pub(crate) fn value_hash(&self, raw: &[u8]) -> ValueHash {
+        self.keyer.hash(raw)
+    }
 }
 
 /// Gathers hits of one exchange into merged findings.
@@ -353,7 +379,7 @@ pub(crate) struct Collector<'d> {
     /// Location scratch buffer.
     pub loc: String,
     /// (detector id, value hash) already reported in the current body, for truncated-JSON fallback.
-    pub seen: Vec<(u16, u64)>,
+    pub seen: Vec<(u16, ValueHash)>,
     pub track_seen: bool,
 }
 
@@ -402,6 +428,7 @@ impl<'d> Collector<'d> {
             if hit.confidence > f.confidence {
                 f.confidence = hit.confidence;
                 f.sample = hit.sample;
+                f.value_hash = Some(hit.hash);
             }
             return;
         }
@@ -415,6 +442,7 @@ impl<'d> Collector<'d> {
             side,
             count: 1,
             sample: hit.sample,
+            value_hash: Some(hit.hash),
         });
     }
 
@@ -425,12 +453,4 @@ impl<'d> Collector<'d> {
         }
         out
     }
-}
-
-/// A hash of a raw value, for de-duplication only.
-pub(crate) fn value_hash(raw: &[u8]) -> u64 {
-    use std::hash::{Hash, Hasher};
-    let mut h = std::collections::hash_map::DefaultHasher::new();
-    raw.hash(&mut h);
-    h.finish()
 }

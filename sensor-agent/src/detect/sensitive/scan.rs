@@ -5,7 +5,7 @@ use aho_corasick::{AhoCorasick, AhoCorasickKind, Input, MatchKind};
 
 use super::context::{Field, Hint, banking_words_near};
 use super::numeric::{NumToken, account_near, char_pair, nino_sample, ssn_sample};
-use super::{Confidence, Hit, Inner, Kind, mask, payment, pii, secrets, value_hash};
+use super::{Confidence, Hit, Inner, Kind, mask, payment, pii, secrets};
 
 #[derive(Clone, Copy)]
 enum Anchor {
@@ -91,7 +91,7 @@ impl Scan<'_, '_> {
     }
 
     fn push(&mut self, kind: Kind, confidence: Confidence, sample: String, raw: &[u8]) {
-        self.hits.push(Hit { id: kind.id(), confidence, sample, hash: value_hash(raw) });
+        self.hits.push(Hit { id: kind.id(), confidence, sample, hash: self.det.value_hash(raw) });
     }
 
     fn decided(&mut self, kind: Kind) {

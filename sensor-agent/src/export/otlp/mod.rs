@@ -1,5 +1,6 @@
 //! OTLP export: one span per exchange (HTTP semantic conventions, see `semconv`), findings as
-//! span events, newly discovered undocumented endpoints as log records; over gRPC or
+//! span events, newly discovered undocumented endpoints and security findings/events as log
+//! records; over gRPC or
 //! HTTP/protobuf, batched per process (resource), behind a bounded queue.
 //!
 //! Never hurts capture: the pipeline only `try_send`s (a full queue is a counted drop), sending
@@ -111,7 +112,13 @@ impl OtlpSender {
                 ],
                 ..LogRecord::default()
             };
-            let _ = self.tx.try_send(Item::Log { resource: Box::new(resource), record: Box::new(log) });
+            let _ =
+                self.tx.try_send(Item::Log { resource: Box::new(resource.clone()), record: Box::new(log) });
+        }
+        for event in &record.events {
+            let log = semconv::security_log(event, record.start_unix_ns, record.end_unix_ns);
+            let _ =
+                self.tx.try_send(Item::Log { resource: Box::new(resource.clone()), record: Box::new(log) });
         }
     }
 

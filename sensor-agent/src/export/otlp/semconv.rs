@@ -349,9 +349,80 @@ fn kv_strs(key: &str, values: &[&str]) -> KeyValue {
     }
 }
 
+/// A security finding or event as an OTLP log record: `event.name` =
+/// `apisense.security.<kind>`, severity from the finding's, the reason as body.
+#[must_use]
+pub fn security_log(
+    event: &crate::detect::analytics::SecurityEvent,
+    start_unix_ns: u64,
+    end_unix_ns: u64,
+) -> opentelemetry_proto::tonic::logs::v1::LogRecord {
+    use opentelemetry_proto::tonic::logs::v1::{LogRecord, SeverityNumber};
+
+    use crate::detect::analytics::Severity;
+    let (number, text) = match event.severity {
+        Severity::Info => (SeverityNumber::Info, "INFO"),
+        Severity::Low => (SeverityNumber::Info2, "INFO2"),
+        Severity::Medium => (SeverityNumber::Warn, "WARN"),
+        Severity::High => (SeverityNumber::Error, "ERROR"),
+        Severity::Critical => (SeverityNumber::Fatal, "FATAL"),
+    };
+    let mut attributes = vec![
+        kv_str("event.name", &format!("apisense.security.{}", event.kind.as_str())),
+        kv_str("apisense.security.kind", event.kind.as_str()),
+        kv_str("apisense.security.category", &event.category),
+        kv_str("apisense.security.severity", event.severity.as_str()),
+        kv_str("apisense.endpoint", &event.endpoint),
+    ];
+    if let Some(c) = &event.client {
+        attributes.push(kv_str("apisense.client", c));
+    }
+    if let Some(h) = &event.value_hash {
+        attributes.push(kv_str("apisense.value_hash", h));
+    }
+    LogRecord {
+        time_unix_nano: start_unix_ns,
+        observed_time_unix_nano: end_unix_ns,
+        severity_number: number as i32,
+        severity_text: text.to_owned(),
+        body: Some(AnyValue { value: Some(Value::StringValue(event.reason.clone())) }),
+        attributes,
+        ..LogRecord::default()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn security_events_become_log_records() {
+        use crate::detect::analytics::{Kind, SecurityEvent, Severity};
+        let mut e = SecurityEvent::new(
+            Kind::UnauthenticatedSensitiveResponse,
+            Severity::High,
+            "GET bank/accounts/{id}",
+            Some("peer:10.0.0.66"),
+            "iban returned to a request without credentials".to_owned(),
+        );
+        e.value_hash = Some("00112233445566778899aabbccddeeff".to_owned());
+        let log = security_log(&e, 5, 6);
+        assert_eq!(log.severity_text, "ERROR");
+        assert_eq!(log.time_unix_nano, 5);
+        let attr = |k: &str| {
+            log.attributes.iter().find(|a| a.key == k).and_then(|a| match &a.value.as_ref()?.value {
+                Some(Value::StringValue(s)) => Some(s.clone()),
+                _ => None,
+            })
+        };
+        assert_eq!(
+            attr("event.name").as_deref(),
+            Some("apisense.security.unauthenticated_sensitive_response")
+        );
+        assert_eq!(attr("apisense.client").as_deref(), Some("peer:10.0.0.66"));
+        assert_eq!(attr("apisense.security.category").as_deref(), Some("exposure"));
+        assert_eq!(attr("apisense.value_hash").as_deref(), Some("00112233445566778899aabbccddeeff"));
+    }
 
     #[test]
     fn traceparent_parsing() {
