@@ -22,12 +22,12 @@ use aya_ebpf::{
     maps::LruHashMap,
     programs::ProbeContext,
 };
-use sensor_common::{conn_key, counter, data_flags, direction, proto, source};
+use sensor_common::{conn_key, counter, direction, proto};
 
 use crate::{
     filter,
-    maps::{CONNS, Pending, count, op},
-    syscalls::io,
+    maps::{CONNS, count},
+    tls,
 };
 
 /// Offset of the `net.Conn` interface's data word in `tls.Conn` (the interface is the first
@@ -125,30 +125,7 @@ fn ret(ctx: &ProbeContext) -> u32 {
         count(counter::TLS_UNKNOWN_FD_BYTES, len);
         return 0;
     }
-    let p = Pending {
-        fd: call.fd,
-        op: op::IO,
-        direction: call.direction,
-        source: if call.direction == direction::INGRESS { source::SSL_READ } else { source::SSL_WRITE },
-        vectored: 0,
-        ptr: call.buf,
-        count: len,
-    };
-    let state = match CONNS.get_ptr_mut(&conn_key(tgid, call.fd)) {
-        Some(state) => state,
-        // A connection older than the sensor: recognised from its plaintext.
-        None => match io::infer(ctx, &p, len, tgid) {
-            Some(state) => state,
-            None => return 0,
-        },
-    };
-    // SAFETY: map value pointer valid for this program run.
-    let state = unsafe { &mut *state };
-    state.proto = proto::TLS;
-    let dir = (call.direction & 1) as usize;
-    let base = state.tls_offsets[dir];
-    state.tls_offsets[dir] = base + len;
-    io::copy_out(&p, len, base, state.conn_id, pid_tgid, tgid, data_flags::TLS);
+    tls::emit_plaintext(ctx, pid_tgid, tgid, call.fd, call.direction, call.buf, 0, len);
     0
 }
 

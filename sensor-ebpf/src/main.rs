@@ -12,6 +12,7 @@ mod filter;
 mod go_tls;
 mod maps;
 mod process;
+mod rustls;
 mod syscalls;
 mod tls;
 

@@ -8,6 +8,7 @@
 //!    socket this thread last read from (just before `SSL_read`) or writes to next (just after
 //!    `SSL_write`). Exact bindings always replace heuristic ones.
 use aya_ebpf::{
+    EbpfContext,
     helpers::bpf_probe_read_user,
     macros::{map, uprobe, uretprobe},
     maps::LruHashMap,
@@ -155,31 +156,49 @@ pub fn ssl_return(ctx: RetProbeContext) -> u32 {
         count(counter::TLS_UNKNOWN_FD_BYTES, len);
         return 0;
     }
+    emit_plaintext(&ctx, pid_tgid, tgid, fd, call.direction, call.buf, 0, len);
+    0
+}
+
+/// Reports `len` bytes of plaintext a TLS library call moved for socket `fd`: from the buffer
+/// at `ptr`, or from the `iovecs` iovecs at `ptr` when not 0. The bytes are numbered on the
+/// connection's plaintext stream (`tls_offsets`), apart from the ciphertext the syscalls move.
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+pub fn emit_plaintext<C: EbpfContext>(
+    ctx: &C,
+    pid_tgid: u64,
+    tgid: u32,
+    fd: i32,
+    dir: u8,
+    ptr: u64,
+    iovecs: u64,
+    len: u64,
+) {
     let p = Pending {
         fd,
         op: op::IO,
-        direction: call.direction,
-        source: if call.direction == direction::INGRESS { source::SSL_READ } else { source::SSL_WRITE },
-        vectored: 0,
-        ptr: call.buf,
-        count: len,
+        direction: dir,
+        source: if dir == direction::INGRESS { source::SSL_READ } else { source::SSL_WRITE },
+        vectored: u8::from(iovecs != 0),
+        ptr,
+        count: if iovecs != 0 { iovecs } else { len },
     };
     let state = match CONNS.get_ptr_mut(&conn_key(tgid, fd)) {
         Some(state) => state,
         // A TLS connection older than the sensor: recognised from its plaintext.
-        None => match io::infer(&ctx, &p, len, tgid) {
+        None => match io::infer(ctx, &p, len, tgid) {
             Some(state) => state,
-            None => return 0,
+            None => return,
         },
     };
     // SAFETY: map value pointer valid for this program run.
     let state = unsafe { &mut *state };
     state.proto = proto::TLS;
-    let dir = (call.direction & 1) as usize;
-    let base = state.tls_offsets[dir];
-    state.tls_offsets[dir] = base + len;
+    let d = (dir & 1) as usize;
+    let base = state.tls_offsets[d];
+    state.tls_offsets[d] = base + len;
     io::copy_out(&p, len, base, state.conn_id, pid_tgid, tgid, data_flags::TLS);
-    0
 }
 
 /// The socket behind this call (or -1), binding the `SSL*` to it when learned now.
@@ -232,6 +251,17 @@ pub fn bind_nested(pid_tgid: u64, tgid: u32, fd: i32) {
     call.fd = fd;
     let key = SslKey { tgid, _pad: 0, ssl: call.ssl };
     let _ = SSL_FDS.insert(&key, &SslFd { fd, exact: 1 }, 0);
+}
+
+/// The TLS socket this thread last read ciphertext from, if its last TLS syscall was a read,
+/// else -1: libraries that read the socket themselves before handing out plaintext (rustls).
+#[inline(always)]
+pub fn last_read_fd(pid_tgid: u64) -> i32 {
+    // SAFETY: plain copy of a map value.
+    match unsafe { LAST_TLS_FD.get(&pid_tgid) } {
+        Some(last) if last.direction == u32::from(direction::INGRESS) => last.fd,
+        _ => -1,
+    }
 }
 
 /// Called for ciphertext moved outside SSL calls on a known TLS socket.

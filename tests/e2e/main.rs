@@ -15,6 +15,7 @@ mod kubernetes;
 mod otlp;
 mod plaintext;
 mod replay;
+mod rustls;
 mod sensitive;
 mod status;
 mod tls;

@@ -15,6 +15,7 @@ pub mod losses;
 pub mod pods;
 pub mod procinfo;
 pub mod recording;
+pub mod rustls_symbols;
 pub mod tls_libs;
 pub mod visibility;
 

@@ -24,7 +24,7 @@ use aya::{
 };
 use object::{Object as _, ObjectSection as _, ObjectSymbol as _};
 
-use super::{go_tls, loader::LoadError, procinfo, visibility};
+use super::{go_tls, loader::LoadError, procinfo, rustls_symbols, visibility};
 
 /// `(symbol, entry program)`; every symbol also gets the shared return program. The kernel side
 /// only needs `(session, buffer, length) -> bytes or negative`, which GnuTLS's record functions
@@ -124,6 +124,8 @@ pub fn load_programs(ebpf: &mut Ebpf) -> Result<(), LoadError> {
         .chain([RETURN_PROGRAM])
         .chain(go_tls::FUNCTIONS.iter().map(|(_, p)| *p))
         .chain([go_tls::RETURN_PROGRAM])
+        .chain(rustls_symbols::FUNCTIONS.iter().map(|f| f.entry_program))
+        .chain([rustls_symbols::RETURN_PROGRAM])
         .collect();
     names.sort_unstable();
     names.dedup();
@@ -144,9 +146,12 @@ impl TlsAttacher {
     #[must_use]
     pub fn new() -> Self {
         let (blind_checker, blind_programs) = spawn_blind_checker();
+        // The agent's own binary (it links rustls for its Kubernetes and OTLP clients): its
+        // probes would fire in every agent on the host and be filtered out only in the kernel.
+        let own = fs::metadata("/proc/self/exe").map(|m| FileId { dev: m.dev(), ino: m.ino() });
         TlsAttacher {
             libs: HashMap::new(),
-            rejected: HashSet::new(),
+            rejected: own.into_iter().collect(),
             blind_files: HashSet::new(),
             blind_checker,
             blind_programs,
@@ -336,13 +341,12 @@ impl TlsAttacher {
         }
         let plan = match plan(&file) {
             Ok(Found::Probes(plan)) => plan,
-            Ok(Found::GoBlind(e)) => {
+            Ok(Found::Blind { library, error, reason }) => {
                 self.rejected.insert(id);
                 if pid.is_some() {
                     self.stats.blind_executables += 1;
                     log::warn!(
-                        "{shown}: Go crypto/tls cannot be probed: {e} ({}); its TLS traffic is not visible",
-                        e.reason()
+                        "{shown}: {library} cannot be probed: {error} ({reason}); its TLS traffic is not visible"
                     );
                 }
                 return false;
@@ -451,13 +455,17 @@ struct Plan {
 /// What a file offers to probe.
 enum Found {
     Probes(Plan),
-    /// A Go program with `crypto/tls` whose functions could not be located.
-    GoBlind(go_tls::GoTlsError),
+    /// A program with a TLS stack (Go's, rustls) whose functions could not be located.
+    Blind {
+        library: &'static str,
+        error: String,
+        reason: &'static str,
+    },
     Nothing,
 }
 
-/// Exported TLS library functions (entry and uretprobe at each), else a Go program's
-/// `crypto/tls` (entry, and a plain uprobe at each RET).
+/// Exported TLS library functions (entry and uretprobe at each), else rustls's plaintext
+/// functions (the same), else a Go program's `crypto/tls` (entry, and a plain uprobe at each RET).
 fn plan(file: &fs::File) -> anyhow::Result<Found> {
     // SAFETY: as in `probe_points`.
     let map = unsafe { memmap2::Mmap::map(file)? };
@@ -471,9 +479,27 @@ fn plan(file: &fs::File) -> anyhow::Result<Found> {
             .collect();
         return Ok(Found::Probes(Plan { symbols: points.iter().map(|p| p.symbol).collect(), attachments }));
     }
+    match rustls_symbols::probe_points(&elf) {
+        None => {}
+        Some(Err(e)) => {
+            return Ok(Found::Blind { library: "rustls", error: e.to_string(), reason: e.reason() });
+        }
+        Some(Ok(points)) => {
+            return Ok(Found::Probes(Plan {
+                symbols: points.iter().map(|p| p.function.name).collect(),
+                attachments: points
+                    .iter()
+                    .flat_map(|p| {
+                        std::iter::once((p.function.entry_program, p.offset))
+                            .chain(p.function.returns.then_some((rustls_symbols::RETURN_PROGRAM, p.offset)))
+                    })
+                    .collect(),
+            }));
+        }
+    }
     Ok(match go_tls::probe_points(&elf) {
         None => Found::Nothing,
-        Some(Err(e)) => Found::GoBlind(e),
+        Some(Err(e)) => Found::Blind { library: "Go crypto/tls", error: e.to_string(), reason: e.reason() },
         Some(Ok(functions)) => Found::Probes(Plan {
             symbols: functions.iter().map(|f| f.name).collect(),
             attachments: functions
@@ -625,7 +651,7 @@ fn exported_points(elf: &object::File<'_>) -> Vec<ProbePoint> {
 }
 
 /// A symbol's virtual address translated to its offset in the file, through its section.
-fn file_offset<'d, R: object::ReadRef<'d>>(
+pub(crate) fn file_offset<'d, R: object::ReadRef<'d>>(
     elf: &object::File<'d, R>,
     sym: &object::Symbol<'d, '_, R>,
 ) -> Option<u64> {

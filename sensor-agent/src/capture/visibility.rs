@@ -18,7 +18,7 @@ use aho_corasick::AhoCorasick;
 use serde::Serialize;
 
 use super::{
-    container, go_tls, procinfo,
+    container, go_tls, procinfo, rustls_symbols,
     tls_libs::{TlsLibrary, probe_points},
 };
 
@@ -50,6 +50,10 @@ pub struct ProcessVisibility {
 }
 
 const GO_TLS: &str = "Go crypto/tls";
+const RUSTLS: &str = "rustls";
+
+/// A TLS stack compiled into a program, and whether its functions are probed (or why not).
+type CompiledTls = (&'static str, Result<(), &'static str>);
 
 /// A TLS implementation recognised inside an executable that exports nothing to probe.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -96,6 +100,10 @@ pub fn classify_file(file: &fs::File) -> Option<Blind> {
     // SAFETY: read-only private map of an executable in use (not rewritten in place).
     let map = unsafe { memmap2::Mmap::map(file) }.ok()?;
     let Ok(elf) = object::File::parse(&*map) else { return None };
+    // rustls named in the symbol table: probed, or reported with the reason, by the attacher.
+    if rustls_symbols::probe_points(&elf).is_some() {
+        return None;
+    }
     let mut budget = MAX_MARKER_BYTES;
     let parts: Vec<&[u8]> = elf
         .sections()
@@ -129,9 +137,11 @@ pub fn classify_executable(parts: &[&[u8]]) -> Option<Blind> {
         return None;
     }
     if found[2] || found[3] {
+        // A program with rustls *symbols* is judged by them (`rustls_symbols`); this is one
+        // without a symbol table.
         return Some(Blind {
-            library: "rustls",
-            reason: "rustls is compiled into the program and not probed yet",
+            library: RUSTLS,
+            reason: "rustls is compiled in and the program has no symbol table (stripped): its plaintext functions cannot be found",
         });
     }
     if !go && (found[4] || found[5] || found[6]) {
@@ -148,8 +158,8 @@ pub fn classify_executable(parts: &[&[u8]]) -> Option<Blind> {
 pub struct Scanner {
     probeable: HashMap<(u64, u64), bool>,
     executables: HashMap<(u64, u64), Option<Blind>>,
-    /// Go programs with `crypto/tls`: probeable, or why not.
-    go: HashMap<(u64, u64), Option<Result<(), &'static str>>>,
+    /// Programs with a TLS stack compiled in: probeable, or why not.
+    compiled: HashMap<(u64, u64), Option<CompiledTls>>,
 }
 
 impl Scanner {
@@ -224,9 +234,9 @@ impl Scanner {
             if self.has_probe_points(&host_path) {
                 return TlsVisibility::Decrypted { library: "OpenSSL (built in)", file: exe.to_owned() };
             }
-            match self.go_tls(&host_path) {
-                Some(Ok(())) => return TlsVisibility::Decrypted { library: GO_TLS, file: exe.to_owned() },
-                Some(Err(reason)) => return TlsVisibility::NotDecrypted { library: GO_TLS, reason },
+            match self.compiled_tls(&host_path) {
+                Some((library, Ok(()))) => return TlsVisibility::Decrypted { library, file: exe.to_owned() },
+                Some((library, Err(reason))) => return TlsVisibility::NotDecrypted { library, reason },
                 None => {}
             }
             if let Some(blind) = self.executable(&host_path) {
@@ -257,15 +267,19 @@ impl Scanner {
             .or_insert_with(|| probe_points(&file).is_ok_and(|p| !p.is_empty()))
     }
 
-    /// Whether the program at `path` is Go with `crypto/tls`, and whether its functions were found.
-    fn go_tls(&mut self, path: &Path) -> Option<Result<(), &'static str>> {
+    /// The TLS stack compiled into the program at `path` that its symbols (rustls) or sections
+    /// (Go) reveal, and whether its functions were found.
+    fn compiled_tls(&mut self, path: &Path) -> Option<CompiledTls> {
         let file = fs::File::open(path).ok()?;
         let meta = file.metadata().ok()?;
-        *self.go.entry((meta.dev(), meta.ino())).or_insert_with(|| {
+        *self.compiled.entry((meta.dev(), meta.ino())).or_insert_with(|| {
             // SAFETY: read-only private map of an executable in use (not rewritten in place).
             let map = unsafe { memmap2::Mmap::map(&file) }.ok()?;
             let elf = object::File::parse(&*map).ok()?;
-            go_tls::probe_points(&elf).map(|r| r.map(|_| ()).map_err(|e| e.reason()))
+            if let Some(found) = rustls_symbols::probe_points(&elf) {
+                return Some((RUSTLS, found.map(|_| ()).map_err(|e| e.reason())));
+            }
+            go_tls::probe_points(&elf).map(|r| (GO_TLS, r.map(|_| ()).map_err(|e| e.reason())))
         })
     }
 

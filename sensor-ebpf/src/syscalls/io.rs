@@ -15,7 +15,7 @@ use super::{arg, conn, remember, ret, take};
 use crate::{
     classify, emit, filter,
     maps::{CONNS, Pending, SCRATCH, count, op},
-    tls,
+    rustls, tls,
 };
 
 const HEADER_LEN: usize = core::mem::size_of::<DataHeader>();
@@ -104,6 +104,9 @@ fn exit(ctx: &TracePointContext) -> u32 {
     };
     let rc = ret(ctx);
     if rc <= 0 {
+        if p.direction == direction::EGRESS {
+            rustls::on_failed_write(pid_tgid);
+        }
         return 0;
     }
     let len = rc as u64;
@@ -124,7 +127,15 @@ fn exit(ctx: &TracePointContext) -> u32 {
         Some(state) => state,
         None => match infer(ctx, &p, len, tgid) {
             Some(state) => state,
-            None => return 0,
+            None => {
+                // TLS on a socket older than the sensor: libraries that move their own
+                // ciphertext (rustls, node) are tied to it the same way; their plaintext then
+                // says what the connection carries.
+                if first_bytes(&p, len).is_some_and(classify::is_tls_record) {
+                    ciphertext(ctx, pid_tgid, tgid, &p, len);
+                }
+                return 0;
+            }
         },
     };
     // SAFETY: map value pointer valid for this program run; races with another thread of the same
@@ -139,9 +150,7 @@ fn exit(ctx: &TracePointContext) -> u32 {
     let base = state.offsets[dir];
     state.offsets[dir] = base + len;
     if state.proto == proto::TLS {
-        // Libraries that do their own socket I/O outside SSL_* calls (node, with memory BIOs):
-        // remember which TLS socket this thread just used, to tie the next SSL_* call to it.
-        tls::note_ciphertext_fd(pid_tgid, p.fd, p.direction);
+        ciphertext(ctx, pid_tgid, tgid, &p, len);
         return 0;
     }
     if state.proto == proto::OTHER {
@@ -149,6 +158,17 @@ fn exit(ctx: &TracePointContext) -> u32 {
     }
     copy_out(&p, len, base, state.conn_id, pid_tgid, tgid, 0);
     0
+}
+
+/// TLS records moved outside any TLS library call, by libraries that do their own socket I/O
+/// (node's memory BIOs, rustls): remember which TLS socket this thread just used, to tie the
+/// next library call to it, and flush what rustls was handed to write.
+#[inline(always)]
+fn ciphertext(ctx: &TracePointContext, pid_tgid: u64, tgid: u32, p: &Pending, len: u64) {
+    tls::note_ciphertext_fd(pid_tgid, p.fd, p.direction);
+    if p.direction == direction::EGRESS {
+        rustls::on_ciphertext_write(ctx, pid_tgid, tgid, p, len);
+    }
 }
 
 /// Whether a syscall inside an SSL call moved TLS records on this fd. Libraries make other
