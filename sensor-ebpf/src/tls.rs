@@ -62,6 +62,10 @@ static SSL_FDS: LruHashMap<SslKey, SslFd> = LruHashMap::with_max_entries(65_536,
 #[map]
 static LAST_TLS_FD: LruHashMap<u64, LastTls> = LruHashMap::with_max_entries(16_384, 0);
 
+/// Last TLS socket each thread read ciphertext from outside an SSL call.
+#[map]
+static LAST_TLS_READ: LruHashMap<u64, i32> = LruHashMap::with_max_entries(16_384, 0);
+
 #[repr(C)]
 #[derive(Clone, Copy)]
 pub struct LastTls {
@@ -253,21 +257,23 @@ pub fn bind_nested(pid_tgid: u64, tgid: u32, fd: i32) {
     let _ = SSL_FDS.insert(&key, &SslFd { fd, exact: 1 }, 0);
 }
 
-/// The TLS socket this thread last read ciphertext from, if its last TLS syscall was a read,
-/// else -1: libraries that read the socket themselves before handing out plaintext (rustls).
+/// The TLS socket this thread last read ciphertext from, or -1: libraries that read the socket
+/// themselves before handing out plaintext (rustls). Writes since do not matter: a TLS 1.3
+/// server sends its session tickets between reading the request (with the client's Finished)
+/// and handing it out.
 #[inline(always)]
 pub fn last_read_fd(pid_tgid: u64) -> i32 {
     // SAFETY: plain copy of a map value.
-    match unsafe { LAST_TLS_FD.get(&pid_tgid) } {
-        Some(last) if last.direction == u32::from(direction::INGRESS) => last.fd,
-        _ => -1,
-    }
+    unsafe { LAST_TLS_READ.get(&pid_tgid) }.copied().unwrap_or(-1)
 }
 
 /// Called for ciphertext moved outside SSL calls on a known TLS socket.
 #[inline(always)]
 pub fn note_ciphertext_fd(pid_tgid: u64, fd: i32, dir: u8) {
     let _ = LAST_TLS_FD.insert(&pid_tgid, &LastTls { fd, direction: u32::from(dir) }, 0);
+    if dir == direction::INGRESS {
+        let _ = LAST_TLS_READ.insert(&pid_tgid, &fd, 0);
+    }
     // SAFETY: plain copy of a map value.
     if let Some(ssl) = unsafe { UNBOUND_WRITE.get(&pid_tgid) }.copied() {
         let _ = UNBOUND_WRITE.remove(&pid_tgid);

@@ -12,7 +12,7 @@ use std::{
 };
 
 use crate::{
-    harness::{self, Agent, Proc},
+    harness::{self, Agent, Proc, str_at},
     status::{listening_on, status},
     tls::{both_sides, no_plaintext_exchanges},
 };
@@ -133,6 +133,22 @@ fn kernel_rustls_server_and_clients_against_curl_and_nginx() {
     both_sides(&agent, "/rustls/hyper", "rustls-peer", "rustls-peer", body("/rustls/hyper"));
     both_sides(&agent, "/api/blocking", "nginx", "rustls-peer", 11);
     both_sides(&agent, "/api/hyper", "nginx", "rustls-peer", 11);
+    // Many connections at once on the server's two worker threads, each request arriving with
+    // the client's TLS 1.3 Finished (the server writes its session tickets before the request
+    // is handed out): every request still lands on its own connection.
+    let urls: Vec<String> = (0..100).map(|i| format!("{rustls_base}/rustls/parallel/{i}")).collect();
+    let mut args = vec!["-k", "--http1.1", "-Z", "--parallel-max", "25"];
+    args.extend(urls.iter().map(String::as_str));
+    harness::curl_ok(&args);
+    let parallel = agent.wait_for(
+        "100 parallel exchanges from the server's side",
+        |e| str_at(e, "/request/path").starts_with("/rustls/parallel/") && str_at(e, "/role") == "server",
+        |s| s.len() >= 100,
+    );
+    for e in &parallel {
+        assert_eq!(e["complete"], true, "{e}");
+        assert_eq!(e["response"]["body_size"], body(str_at(e, "/request/path")), "{e}");
+    }
     no_plaintext_exchanges(&agent);
     let log = agent.stop();
     assert!(log.contains("rustls Writer::write_vectored"), "{log}");
