@@ -1,8 +1,8 @@
 //! The protocol-detecting connection parser (HTTP/2, HTTP/1, h2c) on arbitrary bytes cut into
 //! arbitrary segments and gaps on both sides. The first input byte picks how the connection
 //! starts: with the client preface (bit 0), so the HTTP/2 parser sees framing from the start,
-//! or as arbitrary bytes (mid-connection detection, HTTP/1, upgrades). Then, per step, a
-//! control byte: side (bit 0), gap (bit 1), length (bits 2..); then that many data bytes.
+//! or as arbitrary bytes (mid-connection detection, HTTP/1, upgrades). Then segments and gaps
+//! (see `segments.rs`).
 #![no_main]
 use bytes::Bytes;
 use libfuzzer_sys::fuzz_target;
@@ -11,10 +11,13 @@ use sensor_agent::{
     reassembly::Segment,
 };
 
+#[path = "segments.rs"]
+mod segments;
+
 const PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 
 fuzz_target!(|data: &[u8]| {
-    let Some((&mode, mut rest)) = data.split_first() else { return };
+    let Some((&mode, rest)) = data.split_first() else { return };
     let limits = Limits { max_head_bytes: 4096, max_body_capture: 1024, max_pending_requests: 8 };
     let h2 = H2Limits { max_streams: 8, max_table_bytes: 1024, max_held_bytes: 64 * 1024, ..H2Limits::from_limits(&limits) };
     let mut conn = Connection::with_h2_limits(limits, h2);
@@ -23,18 +26,9 @@ fuzz_target!(|data: &[u8]| {
     if mode & 1 != 0 {
         conn.push(StreamSide::Request, Segment::Data { ts_ns: 0, bytes: Bytes::from_static(PREFACE) }, &mut out);
     }
-    while let Some((&control, tail)) = rest.split_first() {
-        let side = if control & 1 == 0 { StreamSide::Request } else { StreamSide::Response };
-        let len = usize::from(control >> 2) + 1;
+    for (side, segment) in segments::split(rest) {
         ts += 1;
-        if control & 2 != 0 {
-            conn.push(side, Segment::Gap { ts_ns: ts, len: len as u64 * 37 }, &mut out);
-            rest = tail;
-        } else {
-            let take = len.min(tail.len());
-            conn.push(side, Segment::Data { ts_ns: ts, bytes: Bytes::copy_from_slice(&tail[..take]) }, &mut out);
-            rest = &tail[take..];
-        }
+        conn.push(side, segment, &mut out);
         // Bounded: frame buffers, header blocks, tables and streams all have caps.
         assert!(conn.held_bytes() <= 64 * 1024 + 2 * 4096 + 64 * 1024 + 256 * 1024, "{}", conn.held_bytes());
     }

@@ -26,7 +26,7 @@ use sensor_common::{conn_key, counter, direction, proto};
 
 use crate::{
     filter,
-    maps::{CONNS, count},
+    maps::{CONNS, count, take_entry},
     tls,
 };
 
@@ -111,11 +111,9 @@ fn ret(ctx: &ProbeContext) -> u32 {
     // SAFETY: as in `enter`.
     let (n, g) = unsafe { ((*ctx.regs).rax as i64, (*ctx.regs).r14) };
     let key = GoCallKey { tgid, _pad: 0, g };
-    // SAFETY: copied out before removal.
-    let Some(call) = (unsafe { GO_TLS_CALLS.get(&key) }).copied() else {
+    let Some(call) = take_entry(&GO_TLS_CALLS, &key) else {
         return 0;
     };
-    let _ = GO_TLS_CALLS.remove(&key);
     if n <= 0 {
         return 0;
     }

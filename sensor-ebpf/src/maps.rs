@@ -52,6 +52,15 @@ pub mod op {
     pub const IO: u8 = 3;
 }
 
+/// Removes and returns the value under `key`: per-call state an entry probe hands to its return.
+#[inline(always)]
+pub fn take_entry<K, V: Copy>(map: &LruHashMap<K, V>, key: &K) -> Option<V> {
+    // SAFETY: copied out before removal.
+    let value = unsafe { map.get(key) }.copied()?;
+    let _ = map.remove(key);
+    Some(value)
+}
+
 #[inline(always)]
 pub fn count(index: u32, value: u64) {
     if let Some(slot) = COUNTERS.get_ptr_mut(index) {

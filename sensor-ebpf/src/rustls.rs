@@ -27,7 +27,7 @@ use sensor_common::{counter, direction};
 
 use crate::{
     filter,
-    maps::{Pending, count},
+    maps::{Pending, count, take_entry},
     syscalls::io,
     tls,
 };
@@ -126,11 +126,9 @@ pub fn rustls_return(ctx: RetProbeContext) -> u32 {
     let Some((pid_tgid, tgid)) = filter::traced() else {
         return 0;
     };
-    // SAFETY: copied out before removal.
-    let Some(c) = (unsafe { RUSTLS_CALLS.get(&pid_tgid) }).copied() else {
+    let Some(c) = take_entry(&RUSTLS_CALLS, &pid_tgid) else {
         return 0;
     };
-    let _ = RUSTLS_CALLS.remove(&pid_tgid);
     // SAFETY: as in `enter`.
     let (rax, rdx) = unsafe { ((*ctx.regs).rax, (*ctx.regs).rdx) };
     if c.kind == call::FIRST_CHUNK {
@@ -174,11 +172,9 @@ pub fn rustls_consume_enter(ctx: ProbeContext) -> u32 {
     };
     // SAFETY: as in `enter`.
     let amount = unsafe { (*ctx.regs).rsi };
-    // SAFETY: copied out before removal.
-    let Some(chunk) = (unsafe { RUSTLS_CHUNK.get(&pid_tgid) }).copied() else {
+    let Some(chunk) = take_entry(&RUSTLS_CHUNK, &pid_tgid) else {
         return 0;
     };
-    let _ = RUSTLS_CHUNK.remove(&pid_tgid);
     let len = if amount < chunk.len { amount } else { chunk.len };
     if len != 0 {
         read(&ctx, pid_tgid, tgid, chunk.ptr, len);
@@ -199,9 +195,7 @@ fn read<C: EbpfContext>(ctx: &C, pid_tgid: u64, tgid: u32, ptr: u64, len: u64) {
 
 #[inline(always)]
 fn drop_unsent(pid_tgid: u64) {
-    // SAFETY: copied out before removal.
-    if let Some(u) = (unsafe { RUSTLS_UNSENT.get(&pid_tgid) }).copied() {
-        let _ = RUSTLS_UNSENT.remove(&pid_tgid);
+    if let Some(u) = take_entry(&RUSTLS_UNSENT, &pid_tgid) {
         count(counter::TLS_UNKNOWN_FD, 1);
         count(counter::TLS_UNKNOWN_FD_BYTES, u.len);
     }

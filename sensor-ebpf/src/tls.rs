@@ -18,7 +18,7 @@ use sensor_common::{conn_key, counter, data_flags, direction, proto, source};
 
 use crate::{
     filter,
-    maps::{CONNS, Pending, count, op},
+    maps::{CONNS, Pending, count, op, take_entry},
     syscalls::io,
 };
 
@@ -126,11 +126,9 @@ pub fn ssl_return(ctx: RetProbeContext) -> u32 {
     let Some((pid_tgid, tgid)) = filter::traced() else {
         return 0;
     };
-    // SAFETY: copied out before removal.
-    let Some(call) = (unsafe { TLS_CALLS.get(&pid_tgid) }).copied() else {
+    let Some(call) = take_entry(&TLS_CALLS, &pid_tgid) else {
         return 0;
     };
-    let _ = TLS_CALLS.remove(&pid_tgid);
     // All four return C `int`: the upper half of the register is not part of the value.
     let rc = i64::from(ctx.ret::<i64>() as i32);
     let key = SslKey { tgid, _pad: 0, ssl: call.ssl };
@@ -274,9 +272,7 @@ pub fn note_ciphertext_fd(pid_tgid: u64, fd: i32, dir: u8) {
     if dir == direction::INGRESS {
         let _ = LAST_TLS_READ.insert(&pid_tgid, &fd, 0);
     }
-    // SAFETY: plain copy of a map value.
-    if let Some(ssl) = unsafe { UNBOUND_WRITE.get(&pid_tgid) }.copied() {
-        let _ = UNBOUND_WRITE.remove(&pid_tgid);
+    if let Some(ssl) = take_entry(&UNBOUND_WRITE, &pid_tgid) {
         let key = SslKey { tgid: (pid_tgid >> 32) as u32, _pad: 0, ssl };
         // BPF_NOEXIST: never override a binding, least of all an exact one.
         let _ = SSL_FDS.insert(&key, &SslFd { fd, exact: 0 }, 1);

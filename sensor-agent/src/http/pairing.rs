@@ -245,11 +245,7 @@ impl HttpConnection {
     /// appended to `out`.
     pub fn push(&mut self, side: StreamSide, seg: Segment, out: &mut Vec<Exchange>) {
         if self.closed {
-            let len = match &seg {
-                Segment::Data { bytes, .. } => bytes.len() as u64,
-                Segment::Gap { len, .. } => *len,
-            };
-            self.stats.skipped(len);
+            self.stats.skipped(seg.len());
             return;
         }
         let mut ctx = Ctx { stats: &mut self.stats, pairing: &mut self.pairing, out };

@@ -23,6 +23,22 @@ pub enum Segment {
     Gap { ts_ns: u64, len: u64 },
 }
 
+impl Segment {
+    /// Stream bytes the segment covers, captured or not.
+    #[must_use]
+    pub fn len(&self) -> u64 {
+        match self {
+            Segment::Data { bytes, .. } => bytes.len() as u64,
+            Segment::Gap { len, .. } => *len,
+        }
+    }
+
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
 #[derive(Clone, Debug)]
 pub enum StreamEvent {
     Open(Arc<ConnMeta>),

@@ -159,30 +159,16 @@ impl Facts<'_> {
     }
 }
 
-/// Detector names that are credentials rather than data about people or accounts.
-const CREDENTIAL_TYPES: &[&str] = &[
-    "jwt",
-    "bearer_token",
-    "basic_credentials",
-    "aws_access_key_id",
-    "aws_secret_access_key",
-    "github_token",
-    "slack_token",
-    "stripe_key",
-    "google_api_key",
-    "private_key",
-    "password",
-    "secret",
-];
-
+/// Whether `detector` finds data about people or accounts (custom detectors included), not
+/// credentials.
 #[must_use]
 pub fn is_data(detector: &str) -> bool {
-    !CREDENTIAL_TYPES.contains(&detector)
+    !is_credential(detector)
 }
 
 #[must_use]
 pub fn is_credential(detector: &str) -> bool {
-    CREDENTIAL_TYPES.contains(&detector)
+    super::sensitive::is_credential_detector(detector)
 }
 
 /// A finding as remembered: the first event, how often it recurred, when last.

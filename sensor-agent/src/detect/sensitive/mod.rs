@@ -224,6 +224,13 @@ pub(crate) const BUILTIN_NAMES: [&str; 21] = [
     "secret",
 ];
 
+/// Whether `name` is a built-in detector of credentials (tokens, keys, passwords: `jwt` to
+/// `secret` in [`BUILTIN_NAMES`]) rather than of data about people or accounts.
+#[must_use]
+pub fn is_credential_detector(name: &str) -> bool {
+    BUILTIN_NAMES[Kind::Jwt.id() as usize..].contains(&name)
+}
+
 impl Kind {
     pub(crate) fn id(self) -> u16 {
         self as u16

@@ -464,3 +464,13 @@ fn slices_of_jwts_are_not_aws_secrets() {
     );
     assert!(find(&fs, "aws_secret_access_key").is_some(), "{fs:?}");
 }
+
+#[test]
+fn credential_detectors_are_told_from_data_detectors() {
+    for name in ["jwt", "bearer_token", "aws_secret_access_key", "private_key", "password", "secret"] {
+        assert!(super::is_credential_detector(name), "{name}");
+    }
+    for name in ["payment_card", "iban", "account_number", "email", "uk_nino", "employee_id"] {
+        assert!(!super::is_credential_detector(name), "{name}");
+    }
+}

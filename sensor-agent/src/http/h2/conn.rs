@@ -174,11 +174,7 @@ impl H2Connection {
     /// Feeds the next in-order segment of one side; finished exchanges go to `out`.
     pub fn push(&mut self, side: StreamSide, seg: Segment, out: &mut Vec<Exchange>) {
         if self.closed {
-            let len = match &seg {
-                Segment::Data { bytes, .. } => bytes.len() as u64,
-                Segment::Gap { len, .. } => *len,
-            };
-            self.stats.skipped(len);
+            self.stats.skipped(seg.len());
             return;
         }
         match seg {
