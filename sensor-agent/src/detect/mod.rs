@@ -208,8 +208,8 @@ impl Detect {
             sensitive: &types,
             client: &client,
             ts_unix_ms,
-            request_json: request_json.as_ref(),
-            response_json: response_json.as_ref(),
+            request_json,
+            response_json,
         };
         // The client side of a call to a server on this same node is the same exchange the
         // server side reports: classify it, count it once.
@@ -342,17 +342,13 @@ fn message_view<'a>(headers: &'a Headers, body: &'a [u8]) -> MessageView<'a> {
     MessageView { headers: headers.as_slice(), body, content_type }
 }
 
-/// A JSON body worth inferring a schema from: declared JSON, whole, not empty.
-fn json_body(headers: &Headers, body: &Body, decoded: &[u8]) -> Option<serde_json::Value> {
+/// A JSON body worth inferring a schema from: declared JSON, whole, not empty (parsed only
+/// when the inventory samples it).
+fn json_body<'a>(headers: &Headers, body: &Body, decoded: &'a [u8]) -> Option<&'a [u8]> {
     let content_type = headers.get("content-type")?;
-    if !String::from_utf8_lossy(content_type).to_ascii_lowercase().contains("json")
-        || !body.complete
-        || decoded.is_empty()
-        || body.captured.len() as u64 != body.size
-    {
-        return None;
-    }
-    serde_json::from_slice(decoded).ok()
+    let declared = memchr::memmem::find(&content_type.to_ascii_lowercase(), b"json").is_some();
+    (declared && body.complete && !decoded.is_empty() && body.captured.len() as u64 == body.size)
+        .then_some(decoded)
 }
 
 /// How the request authenticates (scheme only, never the credential).

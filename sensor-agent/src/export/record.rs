@@ -260,8 +260,9 @@ fn flagged_headers<'a>(assessment: &'a Assessment, prefix: &str) -> Vec<(&'a str
 fn headers(h: &Headers, flagged: &[(&str, &str)]) -> BTreeMap<String, String> {
     let mut map: BTreeMap<String, String> = BTreeMap::new();
     for (name, value) in h.iter() {
-        let value = mask::header_value_flagged(name, value, flagged);
-        map.entry(name.to_ascii_lowercase())
+        let lower = name.to_ascii_lowercase();
+        let value = mask::header_value_flagged_lower(&lower, value, flagged);
+        map.entry(lower)
             .and_modify(|v| {
                 v.push_str(", ");
                 v.push_str(&value);

@@ -51,16 +51,19 @@ pub fn record(e: &mut EntryView, obs: &Observation<'_>, limits: &Limits) {
         e.clients_other += 1;
     }
     let sample = e.schema_samples < limits.schema_full_samples || e.count.is_multiple_of(64);
-    if (obs.request_json.is_some() || obs.response_json.is_some()) && sample {
-        {
-            e.schema_samples += 1;
-            if let Some(v) = obs.request_json {
-                e.request_schema.get_or_insert_with(Schema::default).observe(v);
-            }
-            if let Some(v) = obs.response_json {
-                e.response_schema.get_or_insert_with(Schema::default).observe(v);
-            }
-        }
+    if !sample {
+        return;
+    }
+    let parse = |body: Option<&[u8]>| body.and_then(|b| serde_json::from_slice::<serde_json::Value>(b).ok());
+    let (request, response) = (parse(obs.request_json), parse(obs.response_json));
+    if request.is_some() || response.is_some() {
+        e.schema_samples += 1;
+    }
+    if let Some(v) = &request {
+        e.request_schema.get_or_insert_with(Schema::default).observe(v);
+    }
+    if let Some(v) = &response {
+        e.response_schema.get_or_insert_with(Schema::default).observe(v);
     }
 }
 

@@ -118,9 +118,11 @@ pub struct Observation<'a> {
     /// Client address or process name.
     pub client: &'a str,
     pub ts_unix_ms: u64,
-    /// Parsed bodies, for schema inference only (values are never stored).
-    pub request_json: Option<&'a serde_json::Value>,
-    pub response_json: Option<&'a serde_json::Value>,
+    /// Whole bodies declared as JSON, for schema inference only (values are never stored).
+    /// Raw: an endpoint's schema is sampled, and parsing every body would cost more than
+    /// everything else the inventory does.
+    pub request_json: Option<&'a [u8]>,
+    pub response_json: Option<&'a [u8]>,
 }
 
 /// Result of [`Inventory::observe`].

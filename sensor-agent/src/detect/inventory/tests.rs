@@ -215,7 +215,7 @@ fn store_round_trip_and_restart() {
     let dir = temp_dir("store-roundtrip");
     let path = dir.join("inventory.redb");
     let specs = Arc::new(Specs::empty());
-    let body = json!({"email": "alice@example.com", "amount": 12.5, "items": [{"sku": "A-1"}]});
+    let body = json!({"email": "alice@example.com", "amount": 12.5, "items": [{"sku": "A-1"}]}).to_string();
     {
         let mut inv = Inventory::new(specs.clone(), Some(Store::open(&path).unwrap()));
         assert!(inv.load_error().is_none());
@@ -224,7 +224,7 @@ fn store_round_trip_and_restart() {
             let o = Observation {
                 auth_scheme: Some("Bearer"),
                 sensitive: &["email"],
-                request_json: Some(&body),
+                request_json: Some(body.as_bytes()),
                 ..obs("shop:8080", "POST", &target, 201)
             };
             assert_eq!(inv.observe(&o).new_endpoint, i == 0);
@@ -259,14 +259,15 @@ fn exports_have_no_body_values() {
     let (specs, _) = Specs::load(&[obie_dir()]).unwrap();
     let mut inv = Inventory::new(Arc::new(specs), None);
     let req = json!({"Data": {"Initiation": {"InstructedAmount": {"Amount": "165.88", "Currency": "GBP"},
-        "CreditorAccount": {"Identification": "08080021325698", "Name": "ACME Inc"}}}, "Risk": {}});
-    let resp = json!({"Data": {"ConsentId": "58923", "Status": "AwaitingAuthorisation", "CreationDateTime": "2024-01-31T10:00:00Z"}});
+        "CreditorAccount": {"Identification": "08080021325698", "Name": "ACME Inc"}}}, "Risk": {}})
+    .to_string();
+    let resp = json!({"Data": {"ConsentId": "58923", "Status": "AwaitingAuthorisation", "CreationDateTime": "2024-01-31T10:00:00Z"}}).to_string();
     for target in
         ["/open-banking/v4.0/pisp/domestic-payment-consents", "/open-banking/v4.0/pisp/secret-export/77"]
     {
         let o = Observation {
-            request_json: Some(&req),
-            response_json: Some(&resp),
+            request_json: Some(req.as_bytes()),
+            response_json: Some(resp.as_bytes()),
             sensitive: &["iban", "name"],
             auth_scheme: Some("bearer"),
             ..obs("ob.bank.example", "POST", target, 201)

@@ -44,7 +44,7 @@ impl Name {
             n.buf[n.len] = b.to_ascii_lowercase();
             n.len += 1;
         }
-        n.hint = classify(n.as_bytes());
+        n.hint = classify_cached(&n);
         n
     }
 
@@ -66,6 +66,33 @@ pub(crate) struct Field<'a> {
 
 impl Field<'_> {
     pub(crate) const NONE: Field<'static> = Field { hint: Hint::None, name: &[], aws_context: false };
+}
+
+/// Slots of the per-thread classification cache (a power of two).
+const CACHE_SLOTS: usize = 512;
+
+/// [`classify`] through a small direct-mapped per-thread table: an API's traffic repeats the
+/// same field names, and classifying one is some forty substring tests. A slot holds the
+/// whole name, so a collision only costs a recomputation.
+fn classify_cached(n: &Name) -> Hint {
+    use std::cell::RefCell;
+    thread_local! {
+        static CACHE: RefCell<Vec<Option<Name>>> = RefCell::new(vec![None; CACHE_SLOTS]);
+    }
+    let name = n.as_bytes();
+    // FNV-1a: cheap, and good enough to spread short identifiers.
+    let hash =
+        name.iter().fold(0xcbf2_9ce4_8422_2325_u64, |h, &b| (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3));
+    let slot = (hash as usize) & (CACHE_SLOTS - 1);
+    CACHE.with(|cache| {
+        let mut cache = cache.borrow_mut();
+        if let Some(hit) = cache[slot].as_ref().filter(|c| c.as_bytes() == name) {
+            return hit.hint;
+        }
+        let hint = classify(name);
+        cache[slot] = Some(Name { hint, ..*n });
+        hint
+    })
 }
 
 fn has(name: &[u8], part: &[u8]) -> bool {

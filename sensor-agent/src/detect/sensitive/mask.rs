@@ -42,8 +42,12 @@ pub const REDACTED: &str = "[REDACTED]";
 /// The exportable form of a header value.
 #[must_use]
 pub fn header_value(name: &str, value: &[u8]) -> String {
-    let lower = name.to_ascii_lowercase();
-    if !CREDENTIAL_HEADERS.contains(&lower.as_str()) {
+    masked_header(&name.to_ascii_lowercase(), value)
+}
+
+/// [`header_value`] of a name already in lower case.
+fn masked_header(lower: &str, value: &[u8]) -> String {
+    if !CREDENTIAL_HEADERS.contains(&lower) {
         return String::from_utf8_lossy(value).into_owned();
     }
     if lower.ends_with("authorization") {
@@ -64,9 +68,15 @@ pub fn header_value(name: &str, value: &[u8]) -> String {
 /// with such a name; credential headers keep only their scheme as in [`header_value`].
 #[must_use]
 pub fn header_value_flagged(name: &str, value: &[u8], flagged: &[(&str, &str)]) -> String {
-    let lower = name.to_ascii_lowercase();
-    if CREDENTIAL_HEADERS.contains(&lower.as_str()) {
-        return header_value(name, value);
+    header_value_flagged_lower(&name.to_ascii_lowercase(), value, flagged)
+}
+
+/// [`header_value_flagged`] of a name already in lower case (the exporter lowercases each
+/// name once for both).
+#[must_use]
+pub fn header_value_flagged_lower(lower: &str, value: &[u8], flagged: &[(&str, &str)]) -> String {
+    if CREDENTIAL_HEADERS.contains(&lower) {
+        return masked_header(lower, value);
     }
     if let Some((_, sample)) = flagged.iter().find(|(n, _)| *n == lower) {
         return (*sample).to_owned();
@@ -76,7 +86,7 @@ pub fn header_value_flagged(name: &str, value: &[u8], flagged: &[(&str, &str)]) 
     if unnameable && flagged.iter().any(|(n, _)| *n == "*") {
         return REDACTED.to_owned();
     }
-    header_value(name, value)
+    masked_header(lower, value)
 }
 
 /// The exportable form of a query string: values of secret-named parameters replaced.
