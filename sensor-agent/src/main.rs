@@ -4,6 +4,9 @@ use std::process::ExitCode;
 use clap::Parser as _;
 use sensor_agent::{config, pipeline};
 
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> ExitCode {
     let config::Cli { log, command } = config::Cli::parse();
     // Logging starts once the config file (which may set the filter) is read; a config error is
