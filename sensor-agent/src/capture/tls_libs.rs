@@ -73,6 +73,9 @@ const MIN_BLIND_EXECUTABLE: u64 = 1 << 20;
 const RESCAN_DELAYS: [Duration; 3] =
     [Duration::from_millis(50), Duration::from_millis(500), Duration::from_secs(3)];
 const FULL_RESCAN: Duration = Duration::from_secs(30);
+/// Processes a periodic rescan reads per tick: spread over ticks, a host with thousands of
+/// processes never holds up the capture loop (which shares the thread) for long.
+const RESCAN_PER_TICK: usize = 32;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 struct FileId {
@@ -113,6 +116,8 @@ pub struct TlsAttacher {
     blind_programs: std::sync::Arc<std::sync::atomic::AtomicU64>,
     rescans: Vec<(Instant, u32, usize)>,
     last_full_scan: Instant,
+    /// Processes the current periodic rescan has yet to read.
+    rescan_queue: Vec<u32>,
     pub stats: TlsStats,
 }
 
@@ -157,6 +162,7 @@ impl TlsAttacher {
             blind_programs,
             rescans: Vec::new(),
             last_full_scan: Instant::now(),
+            rescan_queue: Vec::new(),
             stats: TlsStats::default(),
         }
     }
@@ -243,21 +249,19 @@ impl TlsAttacher {
                 self.rescans.push((now + *delay, pid, attempt + 1));
             }
         }
-        if now.duration_since(self.last_full_scan) > FULL_RESCAN {
-            self.scan_all_processes(ebpf);
+        if self.rescan_queue.is_empty() && now.duration_since(self.last_full_scan) > FULL_RESCAN {
+            self.rescan_queue = other_processes();
             self.last_full_scan = now;
+        }
+        let batch = self.rescan_queue.len().min(RESCAN_PER_TICK);
+        for pid in self.rescan_queue.drain(..batch).collect::<Vec<_>>() {
+            self.scan_process(ebpf, pid);
         }
     }
 
     fn scan_all_processes(&mut self, ebpf: &mut Ebpf) {
-        let Ok(entries) = fs::read_dir("/proc") else {
-            return;
-        };
-        let own = std::process::id();
-        for pid in entries.filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok()) {
-            if pid != own {
-                self.scan_process(ebpf, pid);
-            }
+        for pid in other_processes() {
+            self.scan_process(ebpf, pid);
         }
     }
 
@@ -389,6 +393,16 @@ impl TlsAttacher {
             }
         }
     }
+}
+
+/// Every process on the host but the agent.
+fn other_processes() -> Vec<u32> {
+    let Ok(entries) = fs::read_dir("/proc") else { return Vec::new() };
+    let own = std::process::id();
+    entries
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| *pid != own)
+        .collect()
 }
 
 /// A program to check for a TLS stack we cannot read.
