@@ -224,6 +224,13 @@ fn go_tls_status_reports_a_stripped_go_server_as_decrypted() {
     let server = listening_on(&all, port).unwrap_or_else(|| panic!("port {port} not listed: {all:#?}"));
     assert_eq!(server["tls"]["status"], "decrypted", "{server}");
     assert_eq!(server["tls"]["library"], "Go crypto/tls", "{server}");
+    // The toolchain that built it, from the program's build info.
+    let go = Command::new("go").arg("version").output().unwrap();
+    let version = server["tls"]["version"].as_str().unwrap_or_default().to_owned();
+    assert!(
+        !version.is_empty() && String::from_utf8_lossy(&go.stdout).contains(&format!("go{version}")),
+        "{server}"
+    );
 }
 
 #[test]

@@ -172,6 +172,8 @@ fn rustls_status_tells_a_probed_build_from_an_lto_one() {
     let server = listening_on(&all, port).unwrap_or_else(|| panic!("port {port} not listed: {all:#?}"));
     assert_eq!(server["tls"]["status"], "decrypted", "{server}");
     assert_eq!(server["tls"]["library"], "rustls", "{server}");
+    // The version the lock file pins, from the crate paths in the program.
+    assert!(server["tls"]["version"].as_str().is_some_and(|v| v.starts_with("0.23.")), "{server}");
     let lto = listening_on(&all, lto_port).unwrap_or_else(|| panic!("port {lto_port} not listed: {all:#?}"));
     assert_eq!(lto["tls"]["status"], "not_decrypted", "{lto}");
     assert_eq!(lto["tls"]["library"], "rustls", "{lto}");

@@ -27,9 +27,19 @@ use super::{
 #[serde(tag = "status", rename_all = "snake_case")]
 pub enum TlsVisibility {
     /// Its TLS library is probed: HTTPS is reported in plaintext.
-    Decrypted { library: &'static str, file: String },
+    Decrypted {
+        library: &'static str,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        version: Option<String>,
+        file: String,
+    },
     /// It has TLS the sensor cannot read.
-    NotDecrypted { library: &'static str, reason: &'static str },
+    NotDecrypted {
+        library: &'static str,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        version: Option<String>,
+        reason: &'static str,
+    },
     /// No TLS library found: plaintext only (which the sensor sees), or TLS of a kind not
     /// recognised.
     NoTlsLibrary,
@@ -160,6 +170,7 @@ pub struct Scanner {
     executables: HashMap<(u64, u64), Option<Blind>>,
     /// Programs with a TLS stack compiled in: probeable, or why not.
     compiled: HashMap<(u64, u64), Option<CompiledTls>>,
+    versions: HashMap<(u64, u64, VersionedStack), Option<String>>,
 }
 
 impl Scanner {
@@ -199,6 +210,8 @@ impl Scanner {
         listening.dedup();
         let connections = mine.iter().filter(|r| !r.listening).count();
         let exe = fs::read_link(format!("/proc/{pid}/exe")).ok().map(|p| p.to_string_lossy().into_owned());
+        let tls = self.tls_of(pid, exe.as_deref());
+        let tls = self.with_version(tls, pid, exe.as_deref());
         let cgroup = fs::read_to_string(format!("/proc/{pid}/cgroup")).unwrap_or_default();
         Some(ProcessVisibility {
             pid,
@@ -206,7 +219,7 @@ impl Scanner {
             container_id: container::identify(&cgroup).map(|c| c.id),
             listening,
             connections,
-            tls: self.tls_of(pid, exe.as_deref()),
+            tls,
             exe,
         })
     }
@@ -225,37 +238,83 @@ impl Scanner {
                 continue;
             };
             if self.has_probe_points(&root.join(path.trim_start_matches('/'))) {
-                return TlsVisibility::Decrypted { library: library.as_str(), file: (*path).to_owned() };
+                return TlsVisibility::Decrypted {
+                    library: library.as_str(),
+                    version: None,
+                    file: (*path).to_owned(),
+                };
             }
             stripped = Some(library);
         }
         if let Some(exe) = exe {
             let host_path = root.join(exe.trim_start_matches('/'));
             if self.has_probe_points(&host_path) {
-                return TlsVisibility::Decrypted { library: "OpenSSL (built in)", file: exe.to_owned() };
+                return TlsVisibility::Decrypted {
+                    library: "OpenSSL (built in)",
+                    version: None,
+                    file: exe.to_owned(),
+                };
             }
             match self.compiled_tls(&host_path) {
-                Some((library, Ok(()))) => return TlsVisibility::Decrypted { library, file: exe.to_owned() },
-                Some((library, Err(reason))) => return TlsVisibility::NotDecrypted { library, reason },
+                Some((library, Ok(()))) => {
+                    return TlsVisibility::Decrypted { library, version: None, file: exe.to_owned() };
+                }
+                Some((library, Err(reason))) => {
+                    return TlsVisibility::NotDecrypted { library, version: None, reason };
+                }
                 None => {}
             }
             if let Some(blind) = self.executable(&host_path) {
-                return TlsVisibility::NotDecrypted { library: blind.library, reason: blind.reason };
+                return TlsVisibility::NotDecrypted {
+                    library: blind.library,
+                    version: None,
+                    reason: blind.reason,
+                };
             }
         }
         if paths.iter().any(|p| p.ends_with("/libjvm.so")) {
             return TlsVisibility::NotDecrypted {
                 library: "Java JSSE",
+                version: None,
                 reason: "Java's TLS runs as JVM code, with no native function to probe",
             };
         }
         if let Some(library) = stripped {
             return TlsVisibility::NotDecrypted {
                 library: library.as_str(),
+                version: None,
                 reason: "its library has no symbols for the read/write functions (stripped)",
             };
         }
         TlsVisibility::NoTlsLibrary
+    }
+
+    /// `tls` with the version of its library, read from the file that carries it: OpenSSL's
+    /// from `libcrypto` beside a `libssl` (which holds no version string) or from the program
+    /// it is built into, GnuTLS's from its library, Go's and rustls's from the program.
+    fn with_version(&mut self, mut tls: TlsVisibility, pid: u32, exe: Option<&str>) -> TlsVisibility {
+        let (library, version, file) = match &mut tls {
+            TlsVisibility::Decrypted { library, version, file } => (*library, version, Some(file.as_str())),
+            TlsVisibility::NotDecrypted { library, version, .. } => (*library, version, None),
+            TlsVisibility::NoTlsLibrary => return tls,
+        };
+        let Some(stack) = VersionedStack::of(library) else { return tls };
+        let root = PathBuf::from(format!("/proc/{pid}/root"));
+        let carrier = match (stack, file) {
+            (VersionedStack::OpenSsl, Some(f)) if is_libssl(f) => libcrypto_beside(pid, f),
+            (VersionedStack::OpenSsl | VersionedStack::GnuTls, Some(f)) => Some(f.to_owned()),
+            _ => exe.map(str::to_owned),
+        };
+        let Some(carrier) = carrier else { return tls };
+        let path = root.join(carrier.trim_start_matches('/'));
+        let Ok(f) = fs::File::open(&path) else { return tls };
+        let Ok(meta) = f.metadata() else { return tls };
+        version.clone_from(
+            self.versions
+                .entry((meta.dev(), meta.ino(), stack))
+                .or_insert_with(|| version_in_file(stack, &f)),
+        );
+        tls
     }
 
     fn has_probe_points(&mut self, path: &Path) -> bool {
@@ -290,6 +349,100 @@ impl Scanner {
     }
 }
 
+/// TLS stacks whose version the inventory reads from their files.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+enum VersionedStack {
+    OpenSsl,
+    GnuTls,
+    Go,
+    Rustls,
+}
+
+impl VersionedStack {
+    fn of(library: &str) -> Option<VersionedStack> {
+        if library.starts_with("OpenSSL") {
+            Some(VersionedStack::OpenSsl)
+        } else if library == "GnuTLS" {
+            Some(VersionedStack::GnuTls)
+        } else if library == GO_TLS {
+            Some(VersionedStack::Go)
+        } else if library == RUSTLS {
+            Some(VersionedStack::Rustls)
+        } else {
+            None
+        }
+    }
+
+    /// The pattern of its version string; group 1 is the version.
+    fn pattern(self) -> &'static str {
+        match self {
+            // `OpenSSL 3.0.19 27 Jan 2026` (OpenSSL_version's text), also in BoringSSL-free builds.
+            VersionedStack::OpenSsl => r"OpenSSL (\d+\.\d+\.\d+[a-z]?)",
+            VersionedStack::GnuTls => r"GnuTLS (\d+\.\d+\.\d+)",
+            // The toolchain version at the start of `.go.buildinfo`.
+            VersionedStack::Go => r"go(1\.\d+(?:\.\d+)?)",
+            // Crate paths in panic locations: `/rustls-0.23.46/src/...`.
+            VersionedStack::Rustls => r"/rustls-(\d+\.\d+\.\d+)/",
+        }
+    }
+}
+
+fn is_libssl(file: &str) -> bool {
+    Path::new(file).file_name().and_then(|n| n.to_str()).is_some_and(|n| n.starts_with("libssl"))
+}
+
+/// The `libcrypto` the process maps from the directory of its `libssl`.
+fn libcrypto_beside(pid: u32, libssl: &str) -> Option<String> {
+    let dir = Path::new(libssl).parent()?;
+    let maps = fs::read_to_string(format!("/proc/{pid}/maps")).ok()?;
+    maps.lines().filter_map(|l| l.split_whitespace().nth(5)).find_map(|p| {
+        let path = Path::new(p);
+        let crypto = path.file_name()?.to_str()?.starts_with("libcrypto");
+        (crypto && path.parent() == Some(dir)).then(|| p.to_owned())
+    })
+}
+
+/// The version(s) of `stack` in the file's read-only data (its build info for Go); several
+/// distinct ones (two rustls versions linked in) are joined.
+fn version_in_file(stack: VersionedStack, file: &fs::File) -> Option<String> {
+    use object::{Object as _, ObjectSection as _};
+    // SAFETY: read-only private map of a library or program in use (not rewritten in place).
+    let map = unsafe { memmap2::Mmap::map(file) }.ok()?;
+    let elf = object::File::parse(&*map).ok()?;
+    let sections: &[&str] = if stack == VersionedStack::Go { &[".go.buildinfo"] } else { &[".rodata"] };
+    let parts: Vec<&[u8]> = elf
+        .sections()
+        .filter(|s| s.name().is_ok_and(|n| sections.contains(&n)))
+        .filter_map(|s| s.data().ok())
+        .collect();
+    versions_in(stack, &parts)
+}
+
+fn versions_in(stack: VersionedStack, parts: &[&[u8]]) -> Option<String> {
+    let re = regex::bytes::Regex::new(stack.pattern()).ok()?;
+    let mut found: Vec<String> = Vec::new();
+    for part in parts {
+        for c in re.captures_iter(part).take(64) {
+            let v = String::from_utf8_lossy(&c[1]).into_owned();
+            if !found.contains(&v) {
+                found.push(v);
+            }
+        }
+        // Go's build info names the toolchain first; later matches are module versions.
+        if stack == VersionedStack::Go && !found.is_empty() {
+            break;
+        }
+    }
+    if stack == VersionedStack::Go {
+        found.truncate(1);
+    }
+    (!found.is_empty()).then(|| found.join(", "))
+}
+
+fn shown_version(version: Option<&str>) -> String {
+    version.map(|v| format!(" {v}")).unwrap_or_default()
+}
+
 /// Kernel TLS sessions on the host (`/proc/net/tls_stat`): their records are encrypted by the
 /// kernel after the process's write, so the sensor sees neither plaintext nor a library call.
 #[must_use]
@@ -322,9 +475,11 @@ pub fn render_table(processes: &[ProcessVisibility]) -> String {
             v.listening.iter().map(u16::to_string).collect::<Vec<_>>().join(",")
         };
         let (status, detail) = match &v.tls {
-            TlsVisibility::Decrypted { library, file } => ("decrypted", format!("{library} ({file})")),
-            TlsVisibility::NotDecrypted { library, reason } => {
-                ("NOT DECRYPTED", format!("{library}: {reason}"))
+            TlsVisibility::Decrypted { library, version, file } => {
+                ("decrypted", format!("{library}{} ({file})", shown_version(version.as_deref())))
+            }
+            TlsVisibility::NotDecrypted { library, version, reason } => {
+                ("NOT DECRYPTED", format!("{library}{}: {reason}", shown_version(version.as_deref())))
             }
             TlsVisibility::NoTlsLibrary => {
                 ("no TLS library", "plaintext is seen; unknown TLS is not".to_owned())
@@ -363,6 +518,34 @@ mod tests {
         }
         assert_eq!(classify_file(&fs::File::open("/bin/ls").unwrap()), None);
         assert_eq!(classify_file(&fs::File::open("/proc/self/status").unwrap()), None);
+    }
+
+    #[test]
+    fn reads_versions_from_library_bytes() {
+        let v = |stack, bytes: &[u8]| versions_in(stack, &[bytes]);
+        assert_eq!(v(VersionedStack::OpenSsl, b"..OpenSSL 3.0.19 27 Jan 2026.."), Some("3.0.19".into()));
+        assert_eq!(v(VersionedStack::OpenSsl, b"OpenSSL 1.1.1w  11 Sep 2023"), Some("1.1.1w".into()));
+        assert_eq!(v(VersionedStack::GnuTls, b"Enabled GnuTLS 3.7.9 logging..."), Some("3.7.9".into()));
+        assert_eq!(
+            v(VersionedStack::Rustls, b"/src/rustls-0.23.46/src/conn.rs../tokio-rustls-0.26.6/src/lib.rs"),
+            Some("0.23.46".into())
+        );
+        assert_eq!(
+            v(
+                VersionedStack::Rustls,
+                b"/rustls-0.21.12/src/a.rs /rustls-0.23.46/src/b.rs /rustls-0.21.12/x/"
+            ),
+            Some("0.21.12, 0.23.46".into())
+        );
+        assert_eq!(
+            v(VersionedStack::Go, b"\xff Go buildinf:\x08\x02..\x08go1.19.8\x00go1.20"),
+            Some("1.19.8".into())
+        );
+        assert_eq!(v(VersionedStack::OpenSsl, b"no version here"), None);
+        // A real system library, when there is one.
+        if let Ok(f) = fs::File::open("/usr/lib/x86_64-linux-gnu/libcrypto.so.3") {
+            assert!(version_in_file(VersionedStack::OpenSsl, &f).is_some_and(|v| v.starts_with('3')));
+        }
     }
 
     #[test]
