@@ -13,27 +13,18 @@ const OPENAPI_METHODS: [&str; 8] = ["get", "put", "post", "delete", "options", "
 /// Sorts entries for reports: shadow first (see [`EndpointStatus::ALL`]), then host, route,
 /// method.
 pub fn sort_entries(v: &mut [EntryView]) {
-    v.sort_by(|a, b| {
-        (a.status.report_rank(), &a.host, &a.route, &a.method).cmp(&(
-            b.status.report_rank(),
-            &b.host,
-            &b.route,
-            &b.method,
-        ))
-    });
+    v.sort_by(|a, b| report_order(a).cmp(&report_order(b)));
 }
 
 fn sorted(entries: &[EntryView]) -> Vec<&EntryView> {
     let mut v: Vec<&EntryView> = entries.iter().collect();
-    v.sort_by(|a, b| {
-        (a.status.report_rank(), &a.host, &a.route, &a.method).cmp(&(
-            b.status.report_rank(),
-            &b.host,
-            &b.route,
-            &b.method,
-        ))
-    });
+    v.sort_by(|a, b| report_order(a).cmp(&report_order(b)));
     v
+}
+
+/// The key reports sort by: shadow first, then host, route, method.
+fn report_order(e: &EntryView) -> (usize, &str, &str, &str) {
+    (e.status.report_rank(), &e.host, &e.route, &e.method)
 }
 
 /// RFC 3339 (seconds) rendering of a unix-ms timestamp.
