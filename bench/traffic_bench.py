@@ -279,8 +279,6 @@ PROFILE_STAGES = [
     ("route matching", "sensor_agent::detect::inventory::Inventory::route"),
     ("export record (masking, headers)", "sensor_agent::export::record::ExchangeRecord::new"),
     ("JSON Lines serialisation", "sensor_agent::export::jsonl::JsonlWriter::write"),
-    ("malloc (all callers)", "__GI___libc_malloc"),
-    ("free (all callers)", "__GI___libc_free"),
 ]
 
 
