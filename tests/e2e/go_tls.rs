@@ -170,12 +170,7 @@ fn go_get(agent: &Agent, bin: &Path, urls: &[&str]) {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let probed = format!("TLS probes attached to {}", bin.display());
-    let deadline = Instant::now() + Duration::from_mins(1);
-    while !agent.stderr().contains(&probed) {
-        assert!(Instant::now() < deadline, "{} never probed:\n{}", bin.display(), agent.stderr());
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    harness::wait_probed(agent, bin);
     child.stdin.take().unwrap().write_all(b"go\n").unwrap();
     let out = child.wait_with_output().unwrap();
     assert!(out.status.success(), "{} {urls:?}: {}", bin.display(), String::from_utf8_lossy(&out.stderr));

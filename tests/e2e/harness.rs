@@ -23,6 +23,17 @@ pub fn agent_bin() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/debug/apisense")
 }
 
+/// Waits until `agent` has probed the program file `bin` for TLS (once for every process that
+/// runs it): a program started after the agent is probed when its exec is seen.
+pub fn wait_probed(agent: &Agent, bin: &Path) {
+    let deadline = Instant::now() + Duration::from_mins(1);
+    let probed = format!("TLS probes attached to {}", bin.display());
+    while !agent.stderr().contains(&probed) {
+        assert!(Instant::now() < deadline, "{} never probed:\n{}", bin.display(), agent.stderr());
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
 /// Whether the kernel tests can run here; under `cargo xtask test` (`APISENSE_E2E=1`) they must.
 pub fn kernel_available(test: &str) -> bool {
     // SAFETY: no preconditions.

@@ -8,7 +8,6 @@ use std::{
     path::{Path, PathBuf},
     process::{Command, Stdio},
     sync::OnceLock,
-    time::{Duration, Instant},
 };
 
 use crate::{
@@ -77,7 +76,7 @@ fn rustls_get(agent: &Agent, bin: &Path, mode: &str, urls: &[&str]) {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    wait_probed(agent, bin);
+    harness::wait_probed(agent, bin);
     child.stdin.take().unwrap().write_all(b"go\n").unwrap();
     let out = child.wait_with_output().unwrap();
     assert!(
@@ -86,16 +85,6 @@ fn rustls_get(agent: &Agent, bin: &Path, mode: &str, urls: &[&str]) {
         bin.display(),
         String::from_utf8_lossy(&out.stderr)
     );
-}
-
-/// Waits until `agent` has probed the program file `bin` (once for every process that runs it).
-fn wait_probed(agent: &Agent, bin: &Path) {
-    let deadline = Instant::now() + Duration::from_mins(1);
-    let probed = format!("TLS probes attached to {}", bin.display());
-    while !agent.stderr().contains(&probed) {
-        assert!(Instant::now() < deadline, "{} never probed:\n{}", bin.display(), agent.stderr());
-        std::thread::sleep(Duration::from_millis(20));
-    }
 }
 
 #[test]
@@ -110,7 +99,7 @@ fn kernel_rustls_server_and_clients_against_curl_and_nginx() {
     let mut agent = Agent::start(&["--port", &rustls_port.to_string(), "--port", &nginx_port.to_string()]);
     // Started after the agent: probed when its exec is seen.
     let _server = rustls_server(&peer.release, rustls_port, &cert);
-    wait_probed(&agent, &peer.release);
+    harness::wait_probed(&agent, &peer.release);
     let rustls_base = format!("https://127.0.0.1:{rustls_port}");
     let nginx_base = format!("https://127.0.0.1:{nginx_port}");
     harness::curl_ok(&["-k", "--http1.1", &format!("{rustls_base}/rustls/curl")]);
