@@ -2,7 +2,6 @@
 //! server and client (standard library only, built here, stripped and not), against curl and
 //! nginx, and a Go server under load while the agent comes and goes.
 use std::{
-    io::Write as _,
     path::{Path, PathBuf},
     process::{Command, Stdio},
     sync::OnceLock,
@@ -158,22 +157,10 @@ fn go_server(bin: &Path, port: u16, cert: &harness::Cert) -> Proc {
     p
 }
 
-/// Runs the Go client on `urls` once `agent` has probed its file. A program started after the
-/// agent is probed when its exec is seen, and a Go client can do its first TLS call sooner
-/// than that (a limit the README states); this is not what these tests are about.
+/// Runs the Go client on `urls` once `agent` has probed its file.
 fn go_get(agent: &Agent, bin: &Path, urls: &[&str]) {
-    let mut child = Command::new(bin)
-        .arg("get")
-        .args(urls)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    harness::wait_probed(agent, bin);
-    child.stdin.take().unwrap().write_all(b"go\n").unwrap();
-    let out = child.wait_with_output().unwrap();
-    assert!(out.status.success(), "{} {urls:?}: {}", bin.display(), String::from_utf8_lossy(&out.stderr));
+    let args: Vec<&str> = std::iter::once("get").chain(urls.iter().copied()).collect();
+    harness::run_once_probed(agent, bin, &args);
 }
 
 #[test]

@@ -34,6 +34,24 @@ pub fn wait_probed(agent: &Agent, bin: &Path) {
     }
 }
 
+/// Runs `bin args..` to success, letting it start its work (a line on its stdin) only once
+/// `agent` has probed its file. A program started after the agent is probed when its exec is
+/// seen, and a client can make its first TLS call sooner (a limit the README states); that is
+/// not what the tests using this are about.
+pub fn run_once_probed(agent: &Agent, bin: &Path, args: &[&str]) {
+    let mut child = Command::new(bin)
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_probed(agent, bin);
+    child.stdin.take().unwrap().write_all(b"go\n").unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "{} {args:?}: {}", bin.display(), String::from_utf8_lossy(&out.stderr));
+}
+
 /// Whether the kernel tests can run here; under `cargo xtask test` (`APISENSE_E2E=1`) they must.
 pub fn kernel_available(test: &str) -> bool {
     // SAFETY: no preconditions.

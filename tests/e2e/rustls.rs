@@ -4,9 +4,8 @@
 //! the crate in `tests/rustls-peer`, built here from crates.io; a whole-program LTO build of it
 //! must be reported as not decrypted, with the reason.
 use std::{
-    io::Write as _,
     path::{Path, PathBuf},
-    process::{Command, Stdio},
+    process::Command,
     sync::OnceLock,
 };
 
@@ -65,26 +64,9 @@ fn rustls_server(bin: &Path, port: u16, cert: &harness::Cert) -> Proc {
 }
 
 /// Runs a rustls client (`get-blocking` or `get-hyper`) on `urls` once `agent` has probed it.
-/// A program started after the agent is probed when its exec is seen; a client can make its
-/// first TLS call sooner (a limit the README states), which is not what these tests are about.
 fn rustls_get(agent: &Agent, bin: &Path, mode: &str, urls: &[&str]) {
-    let mut child = Command::new(bin)
-        .arg(mode)
-        .args(urls)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    harness::wait_probed(agent, bin);
-    child.stdin.take().unwrap().write_all(b"go\n").unwrap();
-    let out = child.wait_with_output().unwrap();
-    assert!(
-        out.status.success(),
-        "{} {mode} {urls:?}: {}",
-        bin.display(),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let args: Vec<&str> = std::iter::once(mode).chain(urls.iter().copied()).collect();
+    harness::run_once_probed(agent, bin, &args);
 }
 
 #[test]
