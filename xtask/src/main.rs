@@ -64,9 +64,9 @@ fn main() -> ExitCode {
 
 fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
-        Task::Setup => setup::run(false),
+        Task::Setup => setup::run(setup::Purpose::Run),
         Task::Run { args } => {
-            setup::run(false)?;
+            setup::run(setup::Purpose::Run)?;
             cargo(&["build", "--release", "--package", "sensor-agent"])?;
             let bin = setup::workspace_root()?.join("target/release/apisense");
             let status = Command::new(&bin)
@@ -80,15 +80,15 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Task::Bench { parts } => {
-            setup::run(true)?;
+            setup::run(setup::Purpose::Bench)?;
             bench::run(&parts)
         }
         Task::Fuzz { seconds, target } => {
-            setup::run(false)?;
+            setup::run(setup::Purpose::Run)?;
             fuzz::run(seconds, target.as_deref())
         }
         Task::Test { args } => {
-            setup::run(true)?;
+            setup::run(setup::Purpose::Test)?;
             cargo(&["build", "--package", "sensor-agent"])?;
             let root = setup::workspace_root()?;
             let mut cmd = Command::new(env!("CARGO"));

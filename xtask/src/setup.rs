@@ -13,18 +13,39 @@ use std::{
 use anyhow::{Context as _, bail};
 
 const BPF_LINKER_VERSION: &str = "0.13.0";
-/// Debian packages the end-to-end tests drive: servers, and TLS clients of each library probed
-/// (OpenSSL: curl; GnuTLS: wget, gnutls-cli; NSS: tstclnt, certutil).
+/// What a command is about to do, so that setup installs what it needs and nothing more.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Purpose {
+    /// Build and run the sensor: toolchain and mounts only.
+    Run,
+    /// Every test under `cargo xtask test`: also the servers and clients the tests drive.
+    Test,
+    /// `cargo xtask bench`: the test packages plus the load generators, profilers and peers.
+    Bench,
+}
+
+/// Debian packages the end-to-end tests drive, each with the command it provides (looked up on
+/// `PATH` and in the sbin folders, so a tool installed another way, e.g. python from pyenv,
+/// counts): servers, and TLS clients of each library probed (OpenSSL: curl; GnuTLS: wget,
+/// gnutls-cli; NSS: tstclnt, certutil).
 const TEST_PACKAGES: &[(&str, &str)] = &[
-    ("nginx", "/usr/sbin/nginx"),
-    ("curl", "/usr/bin/curl"),
-    ("openssl", "/usr/bin/openssl"),
-    ("wget", "/usr/bin/wget"),
-    ("gnutls-bin", "/usr/bin/gnutls-cli"),
-    ("libnss3-tools", "/usr/bin/tstclnt"),
+    ("nginx", "nginx"),
+    ("curl", "curl"),
+    ("openssl", "openssl"),
+    ("wget", "wget"),
+    ("gnutls-bin", "gnutls-cli"),
+    ("libnss3-tools", "tstclnt"),
+    ("python3", "python3"),
+    ("nodejs", "node"),
+    // `apisense status` on a Java server (tests/e2e/status.rs).
+    ("default-jre-headless", "java"),
+    // The inventory's HTML report rendered headless (tests/e2e/inventory.rs).
+    ("chromium", "chromium"),
     // Go HTTPS servers and clients built by the Go TLS tests (standard library only).
-    ("golang-go", "/usr/bin/go"),
+    ("golang-go", "go"),
 ];
+/// What `cargo xtask bench` adds: the load generator, the profiler, the peer decoder.
+const BENCH_PACKAGES: &[(&str, &str)] = &[("wrk", "wrk"), ("linux-perf", "perf"), ("tshark", "tshark")];
 /// Python modules the end-to-end tests import, with the package (from the Python package index) providing each (grpcio:
 /// a real gRPC server and client for the HTTP/2 tests).
 const TEST_PYTHON_MODULES: &[(&str, &str)] = &[("grpc", "grpcio")];
@@ -36,14 +57,18 @@ pub fn workspace_root() -> anyhow::Result<PathBuf> {
         .context("xtask has no parent directory")
 }
 
-pub fn run(test_deps: bool) -> anyhow::Result<()> {
+pub fn run(purpose: Purpose) -> anyhow::Result<()> {
     ensure_rust_src()?;
     ensure_bpf_linker()?;
     if is_root() {
         mount_if_missing("tracefs", "/sys/kernel/tracing", "/sys/kernel/tracing/events")?;
         mount_if_missing("bpf", "/sys/fs/bpf", "/sys/fs/bpf/.")?;
-        if test_deps {
-            ensure_packages()?;
+        if purpose != Purpose::Run {
+            let mut packages = TEST_PACKAGES.to_vec();
+            if purpose == Purpose::Bench {
+                packages.extend_from_slice(BENCH_PACKAGES);
+            }
+            ensure_packages(&packages)?;
             ensure_python_modules()?;
         }
     } else {
@@ -154,9 +179,14 @@ fn mount_if_missing(fs_type: &str, target: &str, probe: &str) -> anyhow::Result<
     status("mount", &["-t", fs_type, fs_type, target], &[])
 }
 
-fn ensure_packages() -> anyhow::Result<()> {
-    let missing: Vec<&str> =
-        TEST_PACKAGES.iter().filter(|(_, path)| !Path::new(path).exists()).map(|(p, _)| *p).collect();
+fn ensure_packages(packages: &[(&str, &str)]) -> anyhow::Result<()> {
+    let mut missing: Vec<&str> =
+        packages.iter().filter(|(_, command)| !has_command(command)).map(|(p, _)| *p).collect();
+    // python3-venv has no command of its own: `deploy/check.sh` and the bench need the module.
+    if has_command("python3") && !python_has_module("venv") && !python_has_module("ensurepip") {
+        missing.push("python3-venv");
+    }
+    missing.dedup();
     if missing.is_empty() {
         return Ok(());
     }
@@ -173,17 +203,29 @@ fn ensure_packages() -> anyhow::Result<()> {
 
 fn ensure_python_modules() -> anyhow::Result<()> {
     for (module, package) in TEST_PYTHON_MODULES {
-        let present = Command::new("python3")
-            .args(["-c", &format!("import {module}")])
-            .stderr(Stdio::null())
-            .status()
-            .is_ok_and(|s| s.success());
-        if !present {
+        if !python_has_module(module) {
             eprintln!("xtask: installing the python package {package}");
             status("python3", &["-m", "pip", "install", "--quiet", package], &[])?;
         }
     }
     Ok(())
+}
+
+/// A command on `PATH` or in an sbin folder (root's tools such as nginx live there and `PATH`
+/// may not list them).
+fn has_command(command: &str) -> bool {
+    let path = env::var_os("PATH").unwrap_or_default();
+    env::split_paths(&path)
+        .chain(["/usr/sbin", "/sbin", "/usr/local/sbin"].map(PathBuf::from))
+        .any(|dir| dir.join(command).is_file())
+}
+
+fn python_has_module(module: &str) -> bool {
+    Command::new("python3")
+        .args(["-c", &format!("import {module}")])
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
 }
 
 fn is_root() -> bool {
