@@ -149,6 +149,35 @@ def check_same_objects(raw, chart):
            str(args))
 
 
+def capabilities_of(docs):
+    """The capabilities the agent container adds, and whether its tracefs mount is writable."""
+    pod = by_kind(docs, "DaemonSet")[0]["spec"]["template"]["spec"]
+    container = pod["containers"][0]
+    added = container["securityContext"]["capabilities"]["add"]
+    tracefs = next((m for m in container.get("volumeMounts", []) if m["name"] == "tracefs"), {})
+    return sorted(added), not tracefs.get("readOnly", False)
+
+
+def readme_capabilities():
+    """The capability table under README's "**Privileges.**" paragraph."""
+    text = (ROOT / "README.md").read_text()
+    section = text.split("**Privileges.**", 1)[1].split("\n\n", 2)[1]
+    return sorted(re.findall(r"^\| `([A-Z_]+)` \|", section, re.M))
+
+
+def check_capabilities(raw, renders):
+    """Manifests, every chart render and the README name the same capabilities; tracefs is
+    writable everywhere (TLS uprobes are created there, see README "Uprobes without SYS_ADMIN")."""
+    expected, writable = capabilities_of(raw)
+    report(writable, "manifests: tracefs mounted writable (uprobe events)")
+    for label, docs in renders.items():
+        caps, chart_writable = capabilities_of(docs)
+        report(caps == expected, f"capabilities: chart ({label}) = manifests", f"{caps} != {expected}")
+        report(chart_writable, f"chart ({label}): tracefs mounted writable (uprobe events)")
+    table = readme_capabilities()
+    report(table == expected, "capabilities: README table = manifests", f"{table} != {expected}")
+
+
 def check_dockerfile(raw):
     path = ROOT / "Dockerfile"
     hadolint = subprocess.run(["hadolint", "--no-color", "--failure-threshold", "warning", str(path)], capture_output=True,
@@ -206,6 +235,7 @@ def main():
     renders = check_chart()
     if "default values" in renders:
         check_same_objects(raw, renders["default values"])
+    check_capabilities(raw, renders)
     check_dockerfile(raw)
     check_configs(raw, renders, args.binary)
     if failures:

@@ -90,9 +90,10 @@ fn print_status(args: &config::StatusArgs) -> anyhow::Result<()> {
     use sensor_agent::capture::visibility::{self, TlsVisibility};
     let processes = visibility::Scanner::default().scan();
     let ktls = visibility::ktls_sessions();
+    let privileges = sensor_agent::capture::privileges::Privileges::current();
     match args.format {
         config::StatusFormat::Json => {
-            let doc = serde_json::json!({ "processes": processes, "ktls_sessions": ktls });
+            let doc = serde_json::json!({ "processes": processes, "ktls_sessions": ktls, "privileges": privileges });
             println!("{}", serde_json::to_string_pretty(&doc)?);
         }
         config::StatusFormat::Table => {
@@ -106,6 +107,7 @@ fn print_status(args: &config::StatusArgs) -> anyhow::Result<()> {
             if let Some(n) = ktls.filter(|n| *n > 0) {
                 println!("kernel TLS (kTLS) sessions on this host: {n}, not visible to the sensor");
             }
+            println!("{}", privileges.summary());
         }
     }
     Ok(())

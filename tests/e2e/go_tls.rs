@@ -113,14 +113,14 @@ func main() {
 "#;
 
 /// The programs, built once per test run.
-struct Programs {
-    server: PathBuf,
-    client: PathBuf,
+pub(crate) struct Programs {
+    pub(crate) server: PathBuf,
+    pub(crate) client: PathBuf,
     client_stripped: PathBuf,
     _dir: tempfile::TempDir,
 }
 
-fn programs() -> &'static Programs {
+pub(crate) fn programs() -> &'static Programs {
     static PROGRAMS: OnceLock<Programs> = OnceLock::new();
     PROGRAMS.get_or_init(|| {
         let dir = tempfile::tempdir().unwrap();
@@ -151,14 +151,14 @@ fn programs() -> &'static Programs {
     })
 }
 
-fn go_server(bin: &Path, port: u16, cert: &harness::Cert) -> Proc {
+pub(crate) fn go_server(bin: &Path, port: u16, cert: &harness::Cert) -> Proc {
     let p = Proc::spawn(Command::new(bin).arg(port.to_string()).arg(&cert.cert).arg(&cert.key));
     harness::wait_listening(port);
     p
 }
 
 /// Runs the Go client on `urls` once `agent` has probed its file.
-fn go_get(agent: &Agent, bin: &Path, urls: &[&str]) {
+pub(crate) fn go_get(agent: &Agent, bin: &Path, urls: &[&str]) {
     let args: Vec<&str> = std::iter::once("get").chain(urls.iter().copied()).collect();
     harness::run_once_probed(agent, bin, &args);
 }

@@ -95,6 +95,20 @@ impl Drop for Proc {
     }
 }
 
+/// `run --state-dir DIR/state --output DIR/exchanges.jsonl ARGS..`, and that output file.
+fn run_command_line(dir: &Path, args: &[&str]) -> (Vec<String>, PathBuf) {
+    let output = dir.join("exchanges.jsonl");
+    let mut command_line = vec![
+        "run".to_owned(),
+        "--state-dir".to_owned(),
+        dir.join("state").display().to_string(),
+        "--output".to_owned(),
+        output.display().to_string(),
+    ];
+    command_line.extend(args.iter().map(|a| (*a).to_owned()));
+    (command_line, output)
+}
+
 pub struct Agent {
     proc: Proc,
     output: PathBuf,
@@ -110,28 +124,38 @@ impl Agent {
 
     /// [`Agent::start`] with extra environment variables.
     pub fn start_env(args: &[&str], env: &[(&str, &str)]) -> Agent {
-        Self::start_with(env, |dir| {
-            let output = dir.join("exchanges.jsonl");
-            let mut command_line = vec![
-                "run".to_owned(),
-                "--state-dir".to_owned(),
-                dir.join("state").display().to_string(),
-                "--output".to_owned(),
-                output.display().to_string(),
-            ];
-            command_line.extend(args.iter().map(|a| (*a).to_owned()));
-            (command_line, output)
-        })
+        Self::start_launched(&[], env, |dir| run_command_line(dir, args))
     }
 
     /// Starts the agent with the arguments `command` builds in a fresh temporary directory (it
     /// also names the JSONL file the harness reads), and waits for its "capturing" line.
     pub fn start_with(env: &[(&str, &str)], command: impl FnOnce(&Path) -> (Vec<String>, PathBuf)) -> Agent {
+        Self::start_launched(&[], env, command)
+    }
+
+    /// [`Agent::start`] through a launcher (`launcher[0] launcher[1..] apisense run ...`), e.g.
+    /// `setpriv` with a capability set.
+    pub fn start_via(launcher: &[String], args: &[&str]) -> Agent {
+        Self::start_launched(launcher, &[], |dir| run_command_line(dir, args))
+    }
+
+    fn start_launched(
+        launcher: &[String],
+        env: &[(&str, &str)],
+        command: impl FnOnce(&Path) -> (Vec<String>, PathBuf),
+    ) -> Agent {
         let dir = tempfile::tempdir().unwrap();
         let (argv, output) = command(dir.path());
+        let mut cmd = match launcher.split_first() {
+            Some((program, rest)) => {
+                let mut c = Command::new(program);
+                c.args(rest).arg(agent_bin());
+                c
+            }
+            None => Command::new(agent_bin()),
+        };
         let mut proc = Proc::spawn(
-            Command::new(agent_bin())
-                .args(&argv)
+            cmd.args(&argv)
                 .envs(env.iter().copied())
                 .env("RUST_LOG", "info")
                 .stdout(Stdio::null())

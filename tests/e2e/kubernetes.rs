@@ -68,10 +68,15 @@ fn kubeconfig(dir: &Path, port: u16) -> PathBuf {
 
 /// A cgroup shaped as the kubelet's systemd driver makes them, in the cgroup v2 hierarchy
 /// (hybrid hosts mount it at /sys/fs/cgroup/unified); removed on drop.
-struct PodCgroup(PathBuf);
+pub(crate) struct PodCgroup(PathBuf);
 
 impl PodCgroup {
-    fn create() -> PodCgroup {
+    pub(crate) fn create() -> PodCgroup {
+        Self::create_for(POD_UID, CONTAINER_ID)
+    }
+
+    /// A pod of its own for tests that run beside this file's (cgroups are host-wide).
+    pub(crate) fn create_for(pod_uid: &str, container_id: &str) -> PodCgroup {
         // Pure v2 hosts have cgroup.controllers at the top; hybrid ones mount v2 at unified/.
         let root = ["/sys/fs/cgroup", "/sys/fs/cgroup/unified"]
             .iter()
@@ -81,15 +86,15 @@ impl PodCgroup {
                     || p.ends_with("unified") && p.join("cgroup.procs").exists()
             })
             .expect("a cgroup v2 hierarchy");
-        let pod = POD_UID.replace('-', "_");
+        let pod = pod_uid.replace('-', "_");
         let dir = root.join(format!(
-            "kubepods.slice/kubepods-besteffort.slice/kubepods-besteffort-pod{pod}.slice/cri-containerd-{CONTAINER_ID}.scope"
+            "kubepods.slice/kubepods-besteffort.slice/kubepods-besteffort-pod{pod}.slice/cri-containerd-{container_id}.scope"
         ));
         std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("creating {}: {e}", dir.display()));
         PodCgroup(dir)
     }
 
-    fn enter(&self, pid: u32) {
+    pub(crate) fn enter(&self, pid: u32) {
         std::fs::write(self.0.join("cgroup.procs"), pid.to_string()).unwrap();
     }
 }

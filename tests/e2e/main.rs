@@ -14,6 +14,7 @@ mod inventory;
 mod kubernetes;
 mod otlp;
 mod plaintext;
+mod privileges;
 mod replay;
 mod rustls;
 mod sensitive;

@@ -171,8 +171,13 @@ fn attach(ebpf: &mut Ebpf, category: &'static str, name: &'static str) -> Result
 /// Checks what the kernel must offer before trying to load, so that the common failures get a
 /// message a user can act on instead of a verifier or ioctl error.
 fn preflight() -> Result<(), LoadError> {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    let missing = missing_capabilities(&status);
+    let privileges = super::privileges::Privileges::current();
+    if privileges.tls_visible() {
+        log::info!("{}", privileges.summary());
+    } else {
+        log::warn!("{}", privileges.summary());
+    }
+    let missing = privileges.missing_required();
     if !missing.is_empty() {
         return Err(LoadError::MissingCapabilities(missing.join(", ")));
     }
@@ -180,35 +185,6 @@ fn preflight() -> Result<(), LoadError> {
         return Err(LoadError::NoBtf);
     }
     ensure_tracefs()
-}
-
-/// The capabilities the agent needs that the effective set (`CapEff:` in `/proc/self/status`)
-/// lacks. Asking the kernel beats guessing from the uid: root in a container often has fewer,
-/// and a non-root user may have been given exactly these.
-fn missing_capabilities(status: &str) -> Vec<&'static str> {
-    const SYS_PTRACE: u32 = 19;
-    const SYS_ADMIN: u32 = 21;
-    const PERFMON: u32 = 38;
-    const BPF: u32 = 39;
-    let Some(effective) = status
-        .lines()
-        .find_map(|l| l.strip_prefix("CapEff:"))
-        .and_then(|v| u64::from_str_radix(v.trim(), 16).ok())
-    else {
-        return vec!["(unreadable /proc/self/status)"];
-    };
-    let has = |cap: u32| effective & (1 << cap) != 0;
-    let mut missing = Vec::new();
-    if !has(BPF) && !has(SYS_ADMIN) {
-        missing.push("CAP_BPF");
-    }
-    if !has(PERFMON) && !has(SYS_ADMIN) {
-        missing.push("CAP_PERFMON");
-    }
-    if !has(SYS_PTRACE) {
-        missing.push("CAP_SYS_PTRACE");
-    }
-    missing
 }
 
 fn ensure_tracefs() -> Result<(), LoadError> {
@@ -256,26 +232,5 @@ fn forward_kernel_logs(ebpf: &mut Ebpf) {
             Err(e) => log::warn!("kernel log forwarding unavailable: {e}"),
         },
         Err(e) => log::debug!("kernel log forwarding not started: {e}"),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn missing_capabilities_are_named() {
-        assert!(missing_capabilities("Name:\tx\nCapEff:\t000001ffffffffff\n").is_empty());
-        // Root in a container with BPF and PERFMON dropped.
-        let no_bpf = format!("CapEff:\t{:016x}\n", 0x1ff_ffff_ffffu64 & !(1 << 39) & !(1 << 38) & !(1 << 21));
-        assert_eq!(missing_capabilities(&no_bpf), ["CAP_BPF", "CAP_PERFMON"]);
-        // SYS_ADMIN covers BPF and PERFMON on older kernels.
-        let admin = format!("CapEff:\t{:016x}\n", (1u64 << 21) | (1 << 19));
-        assert!(missing_capabilities(&admin).is_empty());
-        assert_eq!(
-            missing_capabilities("CapEff:\t0000000000000000\n"),
-            ["CAP_BPF", "CAP_PERFMON", "CAP_SYS_PTRACE"]
-        );
-        assert_eq!(missing_capabilities("garbage").len(), 1);
     }
 }

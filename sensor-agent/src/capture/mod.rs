@@ -13,10 +13,12 @@ pub mod gopclntab;
 pub mod loader;
 pub mod losses;
 pub mod pods;
+pub mod privileges;
 pub mod procinfo;
 pub mod recording;
 pub mod rustls_symbols;
 pub mod tls_libs;
+pub mod uprobe_link;
 pub mod visibility;
 
 use std::{net::SocketAddr, sync::Arc};

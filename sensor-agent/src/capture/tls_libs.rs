@@ -15,16 +15,16 @@ use std::{
     time::{Duration, Instant},
 };
 
-use aya::{
-    Ebpf,
-    programs::{
-        UProbe,
-        uprobe::{UProbeAttachLocation, UProbeScope},
-    },
-};
+use aya::{Ebpf, programs::UProbe};
 use object::{Object as _, ObjectSection as _, ObjectSymbol as _};
 
-use super::{go_tls, loader::LoadError, procinfo, rustls_symbols, visibility};
+use super::{
+    go_tls,
+    loader::LoadError,
+    procinfo, rustls_symbols,
+    uprobe_link::{AttachPath, UprobeLink, UprobeLinker},
+    visibility,
+};
 
 /// `(symbol, entry program)`; every symbol also gets the shared return program. The kernel side
 /// only needs `(session, buffer, length) -> bytes or negative`, which GnuTLS's record functions
@@ -118,6 +118,7 @@ pub struct TlsAttacher {
     last_full_scan: Instant,
     /// Processes the current periodic rescan has yet to read.
     rescan_queue: Vec<u32>,
+    linker: UprobeLinker,
     pub stats: TlsStats,
 }
 
@@ -163,6 +164,7 @@ impl TlsAttacher {
             rescans: Vec::new(),
             last_full_scan: Instant::now(),
             rescan_queue: Vec::new(),
+            linker: UprobeLinker::new(),
             stats: TlsStats::default(),
         }
     }
@@ -193,6 +195,12 @@ impl TlsAttacher {
         }
         self.scan_all_processes(ebpf);
         self.last_full_scan = Instant::now();
+    }
+
+    /// How uprobes are attached in this run (the PMU until the kernel refuses it).
+    #[must_use]
+    pub fn attach_path(&self) -> AttachPath {
+        self.linker.path()
     }
 
     /// Libraries currently probed, for the log.
@@ -374,7 +382,7 @@ impl TlsAttacher {
         // Host files are pinned: a process started later maps the same inode.
         let pinned = pinned || fs::metadata(shown).is_ok_and(|m| m.dev() == id.dev && m.ino() == id.ino);
         let Plan { symbols, attachments } = plan;
-        match attach(ebpf, &file, &attachments) {
+        match attach(ebpf, &mut self.linker, &file, &attachments) {
             Ok(links) => {
                 self.stats.libraries_attached += 1;
                 log::info!("TLS probes attached to {shown} ({})", symbols.join(", "));
@@ -457,7 +465,7 @@ impl Default for TlsAttacher {
     }
 }
 
-type Links = Vec<(&'static str, aya::programs::uprobe::UProbeLinkId)>;
+type Links = Vec<(&'static str, UprobeLink)>;
 
 /// What to attach to one file: `(program, file offset)` pairs, and the functions they cover
 /// (for the log).
@@ -532,16 +540,16 @@ fn plan(file: &fs::File) -> anyhow::Result<Found> {
 /// probes outlive both the descriptor and the path the file was found under.
 fn attach(
     ebpf: &mut Ebpf,
+    linker: &mut UprobeLinker,
     file: &fs::File,
     attachments: &[(&'static str, u64)],
 ) -> Result<Links, (Links, anyhow::Error)> {
     let target = PathBuf::from(format!("/proc/self/fd/{}", file.as_raw_fd()));
     let mut links = Vec::new();
     for &(name, offset) in attachments {
-        let result = uprobe(ebpf, name).map_err(anyhow::Error::from).and_then(|p| {
-            p.attach(UProbeAttachLocation::AbsoluteOffset(offset), &target, UProbeScope::AllProcesses)
-                .map_err(anyhow::Error::from)
-        });
+        let result = uprobe(ebpf, name)
+            .map_err(anyhow::Error::from)
+            .and_then(|p| linker.attach(p, &target, offset).map_err(anyhow::Error::from));
         match result {
             Ok(link) => links.push((name, link)),
             Err(e) => return Err((links, e.context(format!("{name} at offset {offset:#x}")))),
@@ -552,9 +560,7 @@ fn attach(
 
 fn detach(ebpf: &mut Ebpf, links: Links) {
     for (program, link) in links {
-        if let Ok(p) = uprobe(ebpf, program) {
-            let _ = p.detach(link);
-        }
+        UprobeLinker::detach(uprobe(ebpf, program).ok(), link);
     }
 }
 
