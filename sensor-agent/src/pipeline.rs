@@ -21,7 +21,6 @@ use sensor_common::{ConnState, conn_key, proto};
 use tokio::{
     io::{Interest, unix::AsyncFd},
     signal::unix::{SignalKind, signal},
-    sync::mpsc,
 };
 
 use crate::{
@@ -37,6 +36,7 @@ use crate::{
     config::{AnalysisConfig, Output, ReplayConfig, RunConfig},
     detect::Detect,
     export::{
+        batch,
         clock::{Clock, monotonic_ns},
         jsonl::{self, JsonlWriter},
         metrics,
@@ -162,7 +162,7 @@ async fn run_live(config: RunConfig) -> anyhow::Result<()> {
     // SAFETY: the ring buffer owns its map fd and keeps it open for as long as the AsyncFd lives.
     let mut ring = unsafe { AsyncFd::register_with_interest(probes.ring, Interest::READABLE) }
         .map_err(|e| anyhow::anyhow!("polling the ring buffer: {e}"))?;
-    let (capture_to_export, export_rx) = mpsc::channel(CAPTURE_TO_EXPORT);
+    let (capture_to_export, export_rx) = batch::queue(CAPTURE_TO_EXPORT);
     let exporter = output.map(|out| tokio::task::spawn_blocking(move || jsonl::run(export_rx, out)));
     let (mut otlp, otlp_task) = match &config.otlp {
         Some(c) => {
@@ -336,9 +336,20 @@ fn deliver(
     analysis: &mut Analysis,
     mut otlp: Option<&mut otlp::OtlpSender>,
     pods: Option<&PodDirectory>,
-    jsonl: &mpsc::Sender<ExchangeRecord>,
+    jsonl: &batch::BatchQueue<ExchangeRecord>,
     dropped: &mut u64,
 ) {
+    let mut pending = Vec::new();
+    let send = |records: Vec<ExchangeRecord>, dropped: &mut u64| {
+        if let Err(n) = jsonl.send(records) {
+            let before = *dropped;
+            *dropped += n as u64;
+            // Logged each time the total crosses a power of two: a few lines, however long.
+            if before.checked_ilog2() != dropped.checked_ilog2() {
+                log::warn!("exporter behind: {dropped} exchanges dropped so far");
+            }
+        }
+    };
     analysis.drain(&mut |mut record| {
         // Looked up at export, not at connection open: a pod's status lists its container ids
         // only after they started, often after their first connection.
@@ -348,13 +359,12 @@ fn deliver(
         if let Some(otlp) = otlp.as_mut() {
             otlp.send(&record);
         }
-        if jsonl.try_send(record).is_err() {
-            *dropped += 1;
-            if dropped.is_power_of_two() {
-                log::warn!("exporter behind: {dropped} exchanges dropped so far");
-            }
+        pending.push(record);
+        if pending.len() == batch::BATCH {
+            send(std::mem::replace(&mut pending, Vec::with_capacity(batch::BATCH)), dropped);
         }
     });
+    send(pending, dropped);
 }
 
 /// The agent's counters as Prometheus samples (`apisense_<stage>_<thing>`).

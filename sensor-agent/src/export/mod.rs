@@ -1,4 +1,5 @@
 //! Export: exchanges leave the agent here, always through [`record`] (which masks secrets).
+pub mod batch;
 pub mod clock;
 pub mod jsonl;
 pub mod metrics;
