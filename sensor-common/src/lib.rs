@@ -230,6 +230,12 @@ pub const fn conn_key(tgid: u32, fd: i32) -> u64 {
 
 #[cfg(feature = "user")]
 mod pod {
-    // SAFETY: plain #[repr(C)] integers and byte arrays, every bit pattern is valid.
+    // SAFETY: each is plain #[repr(C)] integers and byte arrays with explicit padding fields, so
+    // every bit pattern is a valid value (the agent reads ring-buffer records as these).
     unsafe impl aya::Pod for super::ConnState {}
+    unsafe impl aya::Pod for super::DataHeader {}
+    unsafe impl aya::Pod for super::ConnOpen {}
+    unsafe impl aya::Pod for super::ConnClose {}
+    unsafe impl aya::Pod for super::ProcExec {}
+    unsafe impl aya::Pod for super::ProcExit {}
 }

@@ -79,14 +79,15 @@ fn decode_data(record: &[u8]) -> Result<CaptureEvent, DecodeError> {
     }))
 }
 
-/// Reads a `#[repr(C)]` record of plain integers from the front of `record`.
-fn read<T: Copy>(record: &[u8], kind: u32) -> Result<T, DecodeError> {
+/// Reads a `#[repr(C)]` record of plain integers from the front of `record`. `Pod` (implemented
+/// by sensor-common for its records only) is what makes any bit pattern a valid `T`.
+fn read<T: aya::Pod>(record: &[u8], kind: u32) -> Result<T, DecodeError> {
     let need = size_of::<T>();
     if record.len() < need {
         return Err(DecodeError::Short { kind, need, got: record.len() });
     }
-    // SAFETY: length checked above; T is one of the sensor-common records, made only of integers
-    // and byte arrays, so every bit pattern is valid; read_unaligned copes with any alignment.
+    // SAFETY: length checked above; T: Pod, so every bit pattern is valid; read_unaligned copes
+    // with any alignment.
     Ok(unsafe { record.as_ptr().cast::<T>().read_unaligned() })
 }
 

@@ -205,7 +205,7 @@ mod tests {
     /// Builds a small Go HTTPS client in `dir` (normal and stripped); `None` without `go`.
     fn build_go_client(dir: &Path) -> Option<[std::path::PathBuf; 2]> {
         if Command::new("go").arg("version").output().is_err() {
-            eprintln!("go is not installed: skipping (CI installs golang-go)");
+            crate::capture::missing_tool("go (golang-go)");
             return None;
         }
         std::fs::write(dir.join("go.mod"), "module probe\ngo 1.18\n").unwrap();

@@ -513,8 +513,11 @@ mod tests {
         assert_eq!(one(b"plain program"), None);
         // Section reading on real files (not this test binary: it holds the markers as literals).
         // node carries OpenSSL's version string in its read-only data; ls carries no TLS.
-        if let Ok(node) = fs::File::open("/usr/bin/node") {
-            assert_eq!(classify_file(&node).map(|b| b.library), Some("OpenSSL/BoringSSL (static)"));
+        match fs::File::open("/usr/bin/node") {
+            Ok(node) => {
+                assert_eq!(classify_file(&node).map(|b| b.library), Some("OpenSSL/BoringSSL (static)"));
+            }
+            Err(_) => crate::capture::missing_tool("/usr/bin/node"),
         }
         assert_eq!(classify_file(&fs::File::open("/bin/ls").unwrap()), None);
         assert_eq!(classify_file(&fs::File::open("/proc/self/status").unwrap()), None);

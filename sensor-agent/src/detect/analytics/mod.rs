@@ -391,7 +391,7 @@ fn record(ep: &mut EndpointState, facts: &Facts<'_>, client: Option<&str>) {
     ep.last_seen = ep.last_seen.max(ts);
     ep.silent_reported = false;
     match facts.auth_scheme {
-        Some(s) => *ep.auth.entry(s.to_owned()).or_default() += 1,
+        Some(s) => state::count_scheme(&mut ep.auth, s),
         None => ep.unauthenticated += 1,
     }
     let received = facts.data_types(Some(Side::Response));

@@ -83,8 +83,49 @@ impl EndpointState {
     }
 }
 
+/// Auth schemes kept apart per endpoint; the scheme is whatever first token a client sends in
+/// `Authorization`, so the rest (and any absurdly long one) share one key, and the map (which is
+/// persisted) stays bounded.
+pub const MAX_AUTH_SCHEMES: usize = 8;
+const MAX_SCHEME_LEN: usize = 32;
+pub const OTHER_SCHEMES: &str = "(other)";
+
+/// Counts one exchange under its auth scheme, within [`MAX_AUTH_SCHEMES`].
+pub fn count_scheme(auth: &mut BTreeMap<String, u64>, scheme: &str) {
+    // One slot stays free for the other bucket.
+    let kept =
+        scheme.len() <= MAX_SCHEME_LEN && (auth.contains_key(scheme) || auth.len() < MAX_AUTH_SCHEMES - 1);
+    let key = if kept { scheme } else { OTHER_SCHEMES };
+    match auth.get_mut(key) {
+        Some(n) => *n += 1,
+        None => {
+            auth.insert(key.to_owned(), 1);
+        }
+    }
+}
+
 pub fn insert_capped(set: &mut BTreeSet<String>, value: &str) {
     if set.len() < MAX_TYPES && !set.contains(value) {
         set.insert(value.to_owned());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn auth_schemes_are_capped_with_an_other_bucket() {
+        let mut auth = BTreeMap::new();
+        for i in 0..100 {
+            count_scheme(&mut auth, &format!("scheme{i}"));
+        }
+        count_scheme(&mut auth, "scheme0");
+        count_scheme(&mut auth, &"x".repeat(500));
+        // MAX_AUTH_SCHEMES - 1 named ones, then everything else under OTHER_SCHEMES.
+        assert_eq!(auth.len(), MAX_AUTH_SCHEMES);
+        assert_eq!(auth["scheme0"], 2);
+        assert_eq!(auth.values().sum::<u64>(), 102, "every exchange is still counted");
+        assert!(auth[OTHER_SCHEMES] >= 93);
     }
 }

@@ -219,19 +219,25 @@ fn random_input_never_panics() {
     }
 }
 
+/// The JSON walk stops at a depth of 64 and after 200,000 nodes (`json.rs`): a deeper or larger
+/// document costs a bounded walk, never a stack overflow, and is not rescanned as text. What was
+/// found before a bound is kept.
 #[test]
 fn deep_and_huge_documents_are_bounded() {
     let d = det();
-    let deep = format!("{}\"4111111111111111\"{}", "[".repeat(5000), "]".repeat(5000));
-    let _ = post_json(&d, &deep);
+    let card_at = |depth: usize| format!("{}\"4111111111111111\"{}", "[".repeat(depth), "]".repeat(depth));
+    assert_eq!(post_json(&d, &card_at(60)).len(), 1, "a card within the depth bound is found");
+    assert!(post_json(&d, &card_at(5000)).is_empty(), "past the depth bound the walk stops");
     let deep_obj = format!("{}1{}", r#"{"a":"#.repeat(100), "}".repeat(100));
-    let _ = post_json(&d, &deep_obj);
-    let many = format!("[{}0]", "0,".repeat(300_000));
-    let _ = post_json(&d, &many);
+    assert!(post_json(&d, &deep_obj).is_empty());
+    let before_limit = format!("[\"4111111111111111\",{}0]", "0,".repeat(300_000));
+    assert_eq!(post_json(&d, &before_limit).len(), 1, "found before the node bound, kept");
+    let after_limit = format!("[{}\"4111111111111111\"]", "0,".repeat(300_000));
+    assert!(post_json(&d, &after_limit).is_empty(), "past the node bound the walk stops");
 }
 
 #[test]
-fn detector_is_send_sync_and_cheap_to_clone() {
+fn detector_is_send_sync_clone_and_names_its_detectors() {
     fn assert_send_sync<T: Send + Sync + Clone>() {}
     assert_send_sync::<Detector>();
     let d = det();
