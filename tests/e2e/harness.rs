@@ -154,13 +154,15 @@ impl Agent {
             }
             None => Command::new(agent_bin()),
         };
-        let mut proc = Proc::spawn(
-            cmd.args(&argv)
-                .envs(env.iter().copied())
-                .env("RUST_LOG", "info")
-                .stdout(Stdio::null())
-                .stderr(Stdio::piped()),
-        );
+        cmd.args(&argv).envs(env.iter().copied()).env("RUST_LOG", "info");
+        Self::start_command(dir, output, &mut cmd)
+    }
+
+    /// Starts the agent through a command line of the caller's own (e.g. `podman run IMAGE
+    /// ...`, where the binary is inside an image) whose JSONL output appears at `output`, with
+    /// `dir` kept until the agent is dropped, and waits for its "capturing" line on stderr.
+    pub fn start_command(dir: tempfile::TempDir, output: PathBuf, cmd: &mut Command) -> Agent {
+        let mut proc = Proc::spawn(cmd.stdout(Stdio::null()).stderr(Stdio::piped()));
         let stderr = Arc::new(Mutex::new(String::new()));
         let pipe = proc.child.stderr.take().unwrap();
         let sink = Arc::clone(&stderr);

@@ -8,6 +8,7 @@ mod harness;
 
 mod analytics;
 mod cli;
+mod container;
 mod go_tls;
 mod http2;
 mod inventory;

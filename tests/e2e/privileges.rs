@@ -2,7 +2,7 @@
 //! (read from `deploy/kubernetes/daemonset.yaml`, which `deploy/check.sh` keeps equal to the
 //! chart's renders and the README's table), and with one privilege taken away.
 use std::{
-    path::Path,
+    path::{Path, PathBuf},
     process::{Command, Stdio},
 };
 
@@ -13,11 +13,17 @@ use crate::{
     tls::both_sides,
 };
 
-/// The `capabilities.add` list of the agent container in the shipped manifest, in either YAML
-/// form (`add: [A, B]` or one `- A` per line, comments allowed).
-fn manifest_capabilities() -> Vec<String> {
+/// The shipped `DaemonSet` manifest: its path and text.
+pub(crate) fn manifest() -> (PathBuf, String) {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/kubernetes/daemonset.yaml");
     let text = std::fs::read_to_string(&path).unwrap();
+    (path, text)
+}
+
+/// The `capabilities.add` list of the agent container in the shipped manifest, in either YAML
+/// form (`add: [A, B]` or one `- A` per line, comments allowed).
+pub(crate) fn manifest_capabilities() -> Vec<String> {
+    let (path, text) = manifest();
     let mut lines = text.lines().skip_while(|l| l.trim() != "capabilities:");
     let add = lines.find(|l| l.trim_start().starts_with("add:")).expect("capabilities.add in the manifest");
     let inline = add.trim_start().trim_start_matches("add:").trim();

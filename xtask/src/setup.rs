@@ -43,6 +43,10 @@ const TEST_PACKAGES: &[(&str, &str)] = &[
     ("chromium", "chromium"),
     // Go HTTPS servers and clients built by the Go TLS tests (standard library only).
     ("golang-go", "go"),
+    // The agent's image run as the DaemonSet runs it (tests/e2e/container.rs): podman, with runc
+    // because crun refuses this sandbox's hybrid cgroups.
+    ("podman", "podman"),
+    ("runc", "runc"),
 ];
 /// What `cargo xtask bench` adds: the load generator, the profiler, the peer decoder.
 const BENCH_PACKAGES: &[(&str, &str)] = &[("wrk", "wrk"), ("linux-perf", "perf"), ("tshark", "tshark")];

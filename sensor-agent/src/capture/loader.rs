@@ -49,8 +49,16 @@ pub enum LoadError {
          AYA_BUILD_SKIP set); run `cargo xtask setup` and rebuild"
     )]
     NoObject,
-    #[error("apisense needs root (or CAP_BPF + CAP_PERFMON + CAP_SYS_PTRACE) to load eBPF programs")]
-    NotPrivileged,
+    // Reached only after the preflight found the capabilities held (it fails first otherwise),
+    // so the refusal comes from a filter above them: the usual one is a container runtime's
+    // seccomp profile, which the user can change, so name it.
+    #[error(
+        "the kernel refused bpf(2) with EPERM although the needed capabilities are held: a seccomp \
+         profile or a security module blocks it (podman's default profile, from containers-common, \
+         allows bpf(2) and perf_event_open(2) only with CAP_SYS_ADMIN: use a profile that allows \
+         them to CAP_BPF and CAP_PERFMON, as containerd's and Docker's defaults do, or Unconfined)"
+    )]
+    RefusedDespiteCapabilities,
     #[error(
         "missing capabilities: {0} (BPF loads the programs, PERFMON attaches tracepoints and \
          uprobes, SYS_PTRACE reads other processes' /proc entries; SYS_ADMIN stands in for the \
@@ -124,7 +132,7 @@ pub fn load(options: &LoadOptions) -> Result<Probes, LoadError> {
             aya::EbpfError::MapError(aya::maps::MapError::CreateError { io_error, .. })
                 if io_error.raw_os_error() == Some(libc::EPERM) =>
             {
-                LoadError::NotPrivileged
+                LoadError::RefusedDespiteCapabilities
             }
             _ => LoadError::Load(e),
         })?;
@@ -160,7 +168,7 @@ fn attach(ebpf: &mut Ebpf, category: &'static str, name: &'static str) -> Result
         .map_err(|source| LoadError::Program { name, source })?;
     program.load().map_err(|source| match &source {
         aya::programs::ProgramError::SyscallError(e) if e.io_error.raw_os_error() == Some(libc::EPERM) => {
-            LoadError::NotPrivileged
+            LoadError::RefusedDespiteCapabilities
         }
         _ => LoadError::Program { name, source },
     })?;
