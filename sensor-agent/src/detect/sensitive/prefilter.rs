@@ -258,7 +258,8 @@ fn block_maybe(
     let b64_start = cur.b64 & !((cur.b64 << 1) | (prev.b64 >> 63));
     let b64_end = u128::from(b64_start).wrapping_add(b64) & !b64;
     let forty = ((b64_end >> 40) as u64) & b64_start;
-    if each_bit(forty, |p| secrets::aws_secret_shape(text, start + p).is_some()) {
+    let full = |p: usize| (b64 >> p) & ((1u128 << 40) - 1) == (1u128 << 40) - 1;
+    if each_bit(forty, |p| full(p) && secrets::aws_secret_shape(text, start + p).is_some()) {
         return true;
     }
     // Digit groups: a word of 13 or more digits, or a first group followed by a separator and
@@ -269,7 +270,9 @@ fn block_maybe(
     // bit 127 is a group of over 64 digits: no card, SSN or sort code).
     let after_run = u128::from(word_digit).wrapping_add(digit) & !digit;
     let grouped = after_run & pair(cur.sep, next.sep) & (digit >> 1);
-    if each_bit(long, |p| digits_maybe(text, start + p)) {
+    // Only a card is that long, and every card scheme starts with 2 to 6 (snowflake ids and
+    // epoch milliseconds start with 1).
+    if each_bit(long, |p| matches!(text[start + p], b'2'..=b'6') && digits_maybe(text, start + p)) {
         return true;
     }
     // `grouped` marks the separator after the first group; its token starts at the run before.
