@@ -19,6 +19,14 @@ pub(crate) enum Hint {
     IdLike,
 }
 
+impl Hint {
+    /// The name asks for a check of the whole value (lowercase IBANs, national phone forms, ...)
+    /// that the scan of its parts would not make.
+    pub(crate) fn whole_value(self) -> bool {
+        matches!(self, Hint::Iban | Hint::Bic | Hint::Ssn | Hint::Nino | Hint::Phone)
+    }
+}
+
 /// Normalised field name: ASCII lowercase without `-`, `_`, `.`, spaces; the last 48 bytes kept.
 #[derive(Clone, Copy)]
 pub(crate) struct Name {

@@ -83,6 +83,11 @@ impl CompiledCustom {
         Ok(CompiledCustom { set, each })
     }
 
+    /// No custom detector is configured.
+    pub(crate) fn is_empty(&self) -> bool {
+        self.set.is_none()
+    }
+
     pub(crate) fn scan(&self, det: &Inner, text: &[u8], field: &Field<'_>, hits: &mut Vec<Hit>) {
         let Some(set) = &self.set else { return };
         if text.is_empty() {

@@ -26,6 +26,10 @@ struct Walk<'c, 'd> {
 /// Scan a JSON body. Unparseable or truncated documents keep what the walk found and are then
 /// scanned as text, without reporting a value twice.
 pub(crate) fn scan_json(col: &mut Collector<'_>, body: &[u8]) {
+    // A custom detector's regex may match anything: only the built-ins are prefiltered.
+    if col.det.use_prefilter && col.det.customs.is_empty() && col.det.prefilter.json_quiet(body) {
+        return;
+    }
     let side = col.side.as_str();
     col.loc.clear();
     col.loc.push_str(side);

@@ -15,6 +15,7 @@ mod message;
 mod numeric;
 mod payment;
 mod pii;
+mod prefilter;
 mod protobuf;
 mod scan;
 mod secrets;
@@ -23,6 +24,8 @@ mod secrets;
 mod tests;
 #[cfg(test)]
 mod tests_config;
+#[cfg(test)]
+mod tests_prefilter;
 
 use std::sync::Arc;
 
@@ -32,6 +35,7 @@ use serde::{Deserialize, Serialize};
 use self::allow::CompiledAllow;
 use self::custom::CompiledCustom;
 use self::keyed::{Keyer, ValueHash};
+use self::prefilter::Prefilter;
 
 /// Which message of the exchange a finding comes from.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -265,6 +269,9 @@ pub(crate) struct Inner {
     enabled: Vec<bool>,
     names: Vec<String>,
     anchors: AhoCorasick,
+    prefilter: Prefilter,
+    /// Off only in tests that compare the scan with and without the prefilter.
+    use_prefilter: bool,
     customs: CompiledCustom,
     allow: Vec<CompiledAllow>,
     min_confidence: Option<Confidence>,
@@ -291,6 +298,16 @@ impl Detector {
 
     /// A detector whose findings carry value hashes under `keyer`.
     pub fn with_keyer(config: &SensitiveConfig, keyer: Keyer) -> Result<Detector, ConfigError> {
+        Self::build(config, keyer, true)
+    }
+
+    /// The same detector with the prefilter off: the reference its tests compare against.
+    #[cfg(test)]
+    pub(crate) fn unfiltered(config: &SensitiveConfig, keyer: Keyer) -> Result<Detector, ConfigError> {
+        Self::build(config, keyer, false)
+    }
+
+    fn build(config: &SensitiveConfig, keyer: Keyer, use_prefilter: bool) -> Result<Detector, ConfigError> {
         let customs = CompiledCustom::new(&config.custom)?;
         let mut names: Vec<String> = BUILTIN_NAMES.iter().map(|n| (*n).to_owned()).collect();
         names.extend(config.custom.iter().map(|c| c.name.clone()));
@@ -314,11 +331,17 @@ impl Detector {
             name: String::new(),
             problem: "internal anchor automaton failed to build",
         })?;
+        let prefilter = Prefilter::new().map_err(|_| ConfigError::BadCustom {
+            name: String::new(),
+            problem: "internal prefilter automaton failed to build",
+        })?;
         Ok(Detector {
             inner: Arc::new(Inner {
                 enabled,
                 names,
                 anchors,
+                prefilter,
+                use_prefilter,
                 customs,
                 allow,
                 min_confidence: config.min_confidence,

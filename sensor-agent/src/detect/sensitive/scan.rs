@@ -47,6 +47,11 @@ const ANCHORS: &[(&str, Anchor)] = &[
     ("@", Anchor::At),
 ];
 
+/// The anchor literals, for the prefilter's whole-body search.
+pub(crate) fn anchor_literals() -> impl Iterator<Item = &'static str> {
+    ANCHORS.iter().map(|a| a.0)
+}
+
 pub(crate) fn build_anchors() -> Result<AhoCorasick, aho_corasick::BuildError> {
     AhoCorasick::builder()
         .match_kind(MatchKind::LeftmostFirst)
@@ -67,6 +72,12 @@ struct Scan<'a, 'd> {
 
 /// Scan one value (a JSON leaf, a parameter, a header, or a whole text body).
 pub(crate) fn scan_value(det: &Inner, text: &[u8], field: &Field<'_>, hits: &mut Vec<Hit>) {
+    // Most values hold no candidate byte at all; a name asking for a whole-value check is the
+    // one case where the value's parts say too little.
+    if det.use_prefilter && !field.hint.whole_value() && det.prefilter.text_quiet(text) {
+        det.customs.scan(det, text, field, hits);
+        return;
+    }
     let mut s = Scan { det, text, field, hits, suppress: 0, aws_context: field.aws_context };
     // A value that is wholly one identifier (an IBAN in an `iban` field) is explained: scanning
     // its parts again would find a card-shaped digit run inside an IBAN.

@@ -37,13 +37,13 @@ pub(super) fn at<'a>(fs: &'a [Finding], detector: &str, location: &str) -> Optio
 // ---------------------------------------------------------------- labeled vectors
 
 #[derive(serde::Deserialize)]
-struct Vector {
-    kind: String,
-    value: String,
-    valid: bool,
+pub(super) struct Vector {
+    pub kind: String,
+    pub value: String,
+    pub valid: bool,
 }
 
-fn vectors() -> Vec<Vector> {
+pub(super) fn vectors() -> Vec<Vector> {
     let mut dir = Some(std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")));
     while let Some(d) = dir {
         let p = d.join("shared/testdata/pii/vectors.jsonl");
