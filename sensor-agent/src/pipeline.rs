@@ -229,7 +229,8 @@ async fn run_live(config: RunConfig) -> anyhow::Result<()> {
                 tls.tick(&mut ebpf);
                 let otlp_due = config.otlp.as_ref().is_some_and(|c| last_otlp_metrics.elapsed() >= c.metrics_interval);
                 if config.metrics_addr.is_some() || otlp_due {
-                    let snapshot = metrics_snapshot(&capture, analysis.as_ref(), &kernel, &tls.stats, otlp.as_ref(), export_dropped);
+                    let written = Some(capture_to_export.taken());
+                    let snapshot = metrics_snapshot(&capture, analysis.as_ref(), &kernel, &tls.stats, otlp.as_ref(), export_dropped, written);
                     if let (true, Some(sender)) = (otlp_due, otlp.as_mut()) {
                         sender.send_metrics(&snapshot, started_unix_ns);
                         last_otlp_metrics = Instant::now();
@@ -260,18 +261,12 @@ async fn run_live(config: RunConfig) -> anyhow::Result<()> {
         Some(task) => tokio::time::timeout(Duration::from_secs(5), task).await.ok().and_then(Result::ok),
         None => None,
     };
-    let summary = Summary {
-        exchanges_written: written,
-        export_dropped,
-        decode_errors: capture.decode_errors,
-        capture: capture.enrich.stats,
-        reassembly: analysis.as_ref().map(|a| a.reassembly.stats),
-        http: analysis.as_ref().map(|a| a.http.stats()),
-        kernel: losses::read(&counters),
-        tls: tls.stats,
-        otlp,
-    };
-    log::info!("stopped: {}", serde_json::to_string(&summary).unwrap_or_default());
+    let summary =
+        Summary::of(&capture, analysis.as_ref(), losses::read(&counters), tls.stats, otlp, export_dropped);
+    match serde_json::to_string(&Summary { exchanges_written: Some(written), ..summary }) {
+        Ok(line) => log::info!("stopped: {line}"),
+        Err(e) => log::error!("stopped: the summary could not be serialised: {e}"),
+    }
     Ok(())
 }
 
@@ -301,9 +296,14 @@ fn forget_closed(capture: &mut Capture, analysis: &mut Analysis) {
     }
 }
 
+/// Every counter of the agent, as the `stopped:` line shows it; the metrics export each too
+/// ([`metrics::Snapshot::summary_counters`]).
 #[derive(serde::Serialize)]
 struct Summary {
-    exchanges_written: u64,
+    /// Lines the JSONL writer wrote (in the metrics: exchanges handed to it); absent without
+    /// JSONL output.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    exchanges_written: Option<u64>,
     export_dropped: u64,
     decode_errors: u64,
     capture: EnrichStats,
@@ -312,6 +312,29 @@ struct Summary {
     kernel: KernelCounters,
     tls: TlsStats,
     otlp: Option<OtlpStatsSnapshot>,
+}
+
+impl Summary {
+    fn of(
+        capture: &Capture,
+        analysis: Option<&Analysis>,
+        kernel: KernelCounters,
+        tls: TlsStats,
+        otlp: Option<OtlpStatsSnapshot>,
+        export_dropped: u64,
+    ) -> Summary {
+        Summary {
+            exchanges_written: None,
+            export_dropped,
+            decode_errors: capture.decode_errors,
+            capture: capture.enrich.stats,
+            reassembly: analysis.map(|a| a.reassembly.stats),
+            http: analysis.map(|a| a.http.stats()),
+            kernel,
+            tls,
+            otlp,
+        }
+    }
 }
 
 /// HTTP/2 counters (`apisense_http2_*`), beside the HTTP/1 ones.
@@ -376,6 +399,7 @@ fn metrics_snapshot(
     tls: &TlsStats,
     otlp: Option<&otlp::OtlpSender>,
     export_dropped: u64,
+    written: Option<u64>,
 ) -> metrics::Snapshot {
     let mut s = metrics::Snapshot::default();
     s.counter("apisense_capture_records_total", "Ring-buffer records read.", capture.records);
@@ -516,6 +540,14 @@ fn metrics_snapshot(
         "The agent's resident memory.",
         metrics::resident_bytes(),
     );
+    let summary = Summary {
+        exchanges_written: written,
+        ..Summary::of(capture, analysis, *kernel, *tls, otlp.map(otlp::OtlpSender::snapshot), export_dropped)
+    };
+    match serde_json::to_value(&summary) {
+        Ok(v) => s.summary_counters(&v),
+        Err(e) => log::warn!("metrics: the counter summary could not be serialised: {e}"),
+    }
     s
 }
 
@@ -753,6 +785,58 @@ mod tests {
             detect: crate::detect::DetectConfig::default(),
         };
         Analysis::new(&config, Clock::from_boot_wall_ns(0)).unwrap()
+    }
+
+    /// Every number the `stopped:` line shows is also a metric, under
+    /// `apisense_<stage>_<thing>_total` (levels as gauges, without `_total`).
+    #[test]
+    fn every_counter_of_the_stopped_summary_is_a_metric() {
+        let capture = Capture {
+            enrich: Enricher::new(crate::capture::enrich::Filter::default(), 16),
+            events: Vec::new(),
+            records: 0,
+            payload_bytes: 0,
+            decode_errors: 0,
+            recorder: None,
+        };
+        let a = analysis(4);
+        let otlp = otlp::OtlpStatsSnapshot {
+            spans_exported: 0,
+            spans_dropped_queue_full: 0,
+            spans_dropped_export_failed: 0,
+            logs_exported: 0,
+            logs_dropped_queue_full: 0,
+            logs_dropped_export_failed: 0,
+            metrics_dropped_queue_full: 0,
+            metrics_dropped_export_failed: 0,
+            export_errors: 0,
+            queue_depth: 0,
+        };
+        let kernel = KernelCounters::default();
+        let tls = TlsStats::default();
+        let stopped = Summary {
+            exchanges_written: Some(0),
+            ..Summary::of(&capture, Some(&a), kernel, tls, Some(otlp), 0)
+        };
+        let line = serde_json::to_value(&stopped).unwrap();
+        let mut leaves = Vec::new();
+        metrics::summary_leaves(&line, &mut "apisense".to_owned(), &mut leaves);
+        assert!(leaves.len() > 50, "the summary lost its counters: {line}");
+        // No OTLP sender here: its counters reach the metrics through the same summary.
+        let mut snapshot = metrics_snapshot(&capture, Some(&a), &kernel, &tls, None, 0, Some(0));
+        snapshot.summary_counters(&serde_json::json!({ "otlp": line["otlp"] }));
+        let rendered = snapshot.render();
+        for (name, _, _) in &leaves {
+            let total = format!("{name}_total");
+            assert!(
+                snapshot.has(name) || snapshot.has(&total),
+                "{name} of the stopped: line is not a metric"
+            );
+            assert!(
+                rendered.contains(&format!("# TYPE {total} "))
+                    || rendered.contains(&format!("# TYPE {name} "))
+            );
+        }
     }
 
     /// 10,000 idle connections each holding a partial head, one slow-loris sending a head a

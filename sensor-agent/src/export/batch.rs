@@ -7,7 +7,7 @@
 //! a blocked ring-buffer reader.
 use std::sync::{
     Arc,
-    atomic::{AtomicUsize, Ordering},
+    atomic::{AtomicU64, AtomicUsize, Ordering},
 };
 
 use tokio::sync::mpsc;
@@ -18,12 +18,14 @@ pub const BATCH: usize = 256;
 pub struct BatchQueue<T> {
     tx: mpsc::Sender<Vec<T>>,
     queued: Arc<AtomicUsize>,
+    taken: Arc<AtomicU64>,
     limit: usize,
 }
 
 pub struct BatchReceiver<T> {
     rx: mpsc::Receiver<Vec<T>>,
     queued: Arc<AtomicUsize>,
+    taken: Arc<AtomicU64>,
 }
 
 /// A queue holding at most `limit` items in flight.
@@ -33,10 +35,20 @@ pub fn queue<T>(limit: usize) -> (BatchQueue<T>, BatchReceiver<T>) {
     // really bounds the items.
     let (tx, rx) = mpsc::channel(limit.max(1));
     let queued = Arc::new(AtomicUsize::new(0));
-    (BatchQueue { tx, queued: Arc::clone(&queued), limit }, BatchReceiver { rx, queued })
+    let taken = Arc::new(AtomicU64::new(0));
+    (
+        BatchQueue { tx, queued: Arc::clone(&queued), taken: Arc::clone(&taken), limit },
+        BatchReceiver { rx, queued, taken },
+    )
 }
 
 impl<T> BatchQueue<T> {
+    /// Items the receiving side has taken so far.
+    #[must_use]
+    pub fn taken(&self) -> u64 {
+        self.taken.load(Ordering::Relaxed)
+    }
+
     /// Hands `batch` over, or says how many items were dropped (the queue is full or closed).
     pub fn send(&self, batch: Vec<T>) -> Result<(), usize> {
         let n = batch.len();
@@ -59,15 +71,20 @@ impl<T> BatchReceiver<T> {
     /// Blocking: for the writer's own thread.
     pub fn blocking_recv(&mut self) -> Option<Vec<T>> {
         let batch = self.rx.blocking_recv()?;
-        self.queued.fetch_sub(batch.len(), Ordering::AcqRel);
+        self.took(batch.len());
         Some(batch)
     }
 
     /// The next batch if one is waiting.
     pub fn try_recv(&mut self) -> Option<Vec<T>> {
         let batch = self.rx.try_recv().ok()?;
-        self.queued.fetch_sub(batch.len(), Ordering::AcqRel);
+        self.took(batch.len());
         Some(batch)
+    }
+
+    fn took(&self, n: usize) {
+        self.queued.fetch_sub(n, Ordering::AcqRel);
+        self.taken.fetch_add(n as u64, Ordering::Relaxed);
     }
 }
 
@@ -88,6 +105,7 @@ mod tests {
         assert_eq!(rx.try_recv(), Some(vec![4, 5]));
         assert_eq!(rx.try_recv(), Some(vec![6, 7, 8]));
         assert_eq!(rx.try_recv(), None);
+        assert_eq!(tx.taken(), 8);
     }
 
     #[test]

@@ -2,6 +2,7 @@
 //! publishes a snapshot at each tick; the endpoint only reads it, so scraping never touches
 //! capture.
 use std::{
+    borrow::Cow,
     fmt::Write as _,
     net::SocketAddr,
     sync::{Arc, Mutex},
@@ -15,9 +16,14 @@ use tokio::{
 /// Everything the agent counts, as last published.
 #[derive(Debug, Default, Clone)]
 pub struct Snapshot {
-    /// `(name, help, kind, labels, value)`.
-    pub samples: Vec<(&'static str, &'static str, Kind, String, f64)>,
+    pub samples: Vec<Sample>,
 }
+
+/// `(name, help, kind, labels, value)`; names and help are owned only when derived at run time.
+pub type Sample = (Cow<'static, str>, Cow<'static, str>, Kind, String, f64);
+
+/// Summary counters that are levels, not totals: exported as gauges.
+const SUMMARY_GAUGES: &[&str] = &["pending_bytes", "held_bytes", "queue_depth"];
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {
@@ -27,15 +33,40 @@ pub enum Kind {
 
 impl Snapshot {
     pub fn counter(&mut self, name: &'static str, help: &'static str, value: u64) {
-        self.samples.push((name, help, Kind::Counter, String::new(), value as f64));
+        self.samples.push((name.into(), help.into(), Kind::Counter, String::new(), value as f64));
     }
 
     pub fn counter_with(&mut self, name: &'static str, help: &'static str, labels: &str, value: u64) {
-        self.samples.push((name, help, Kind::Counter, labels.to_owned(), value as f64));
+        self.samples.push((name.into(), help.into(), Kind::Counter, labels.to_owned(), value as f64));
     }
 
     pub fn gauge(&mut self, name: &'static str, help: &'static str, value: u64) {
-        self.samples.push((name, help, Kind::Gauge, String::new(), value as f64));
+        self.samples.push((name.into(), help.into(), Kind::Gauge, String::new(), value as f64));
+    }
+
+    /// Adds every number of a `stopped:`-style summary not already exported under its own
+    /// name: `{"reassembly":{"gap_bytes":3}}` is `apisense_reassembly_gap_bytes_total`. What the
+    /// agent counts for its final line it thus also exports, by construction.
+    pub fn summary_counters(&mut self, summary: &serde_json::Value) {
+        let mut leaves = Vec::new();
+        summary_leaves(summary, &mut String::from("apisense"), &mut leaves);
+        for (path, last, value) in leaves {
+            let gauge = SUMMARY_GAUGES.contains(&last.as_str());
+            let name = if gauge { path } else { format!("{path}_total") };
+            if self.samples.iter().any(|(n, ..)| *n == name) {
+                continue;
+            }
+            let help =
+                format!("`{}` of the agent's `stopped:` summary.", name.trim_start_matches("apisense_"));
+            let kind = if gauge { Kind::Gauge } else { Kind::Counter };
+            self.samples.push((name.into(), help.into(), kind, String::new(), value));
+        }
+    }
+
+    /// Whether a metric of this name is exported.
+    #[must_use]
+    pub fn has(&self, name: &str) -> bool {
+        self.samples.iter().any(|(n, ..)| n == name)
     }
 
     /// The Prometheus text exposition (version 0.0.4).
@@ -44,7 +75,8 @@ impl Snapshot {
         let mut out = String::new();
         let mut last = "";
         for (name, help, kind, labels, value) in &self.samples {
-            if *name != last {
+            let name = name.as_ref();
+            if name != last {
                 let kind = match kind {
                     Kind::Counter => "counter",
                     Kind::Gauge => "gauge",
@@ -59,6 +91,26 @@ impl Snapshot {
             }
         }
         out
+    }
+}
+
+/// `(metric name, last key, value)` of every number in `v`, names joined with `_`.
+pub fn summary_leaves(v: &serde_json::Value, path: &mut String, out: &mut Vec<(String, String, f64)>) {
+    let serde_json::Value::Object(map) = v else { return };
+    for (key, value) in map {
+        let len = path.len();
+        path.push('_');
+        path.push_str(key);
+        match value {
+            serde_json::Value::Number(n) => {
+                if let Some(x) = n.as_f64() {
+                    out.push((path.clone(), key.clone(), x));
+                }
+            }
+            serde_json::Value::Object(_) => summary_leaves(value, path, out),
+            _ => {}
+        }
+        path.truncate(len);
     }
 }
 

@@ -49,6 +49,10 @@ pub struct OtlpStats {
     pub spans_dropped_queue_full: AtomicU64,
     pub spans_dropped_export_failed: AtomicU64,
     pub logs_exported: AtomicU64,
+    pub logs_dropped_queue_full: AtomicU64,
+    pub logs_dropped_export_failed: AtomicU64,
+    pub metrics_dropped_queue_full: AtomicU64,
+    pub metrics_dropped_export_failed: AtomicU64,
     pub export_errors: AtomicU64,
 }
 
@@ -58,6 +62,10 @@ pub struct OtlpStatsSnapshot {
     pub spans_dropped_queue_full: u64,
     pub spans_dropped_export_failed: u64,
     pub logs_exported: u64,
+    pub logs_dropped_queue_full: u64,
+    pub logs_dropped_export_failed: u64,
+    pub metrics_dropped_queue_full: u64,
+    pub metrics_dropped_export_failed: u64,
     pub export_errors: u64,
     pub queue_depth: u64,
 }
@@ -112,13 +120,11 @@ impl OtlpSender {
                 ],
                 ..LogRecord::default()
             };
-            let _ =
-                self.tx.try_send(Item::Log { resource: Box::new(resource.clone()), record: Box::new(log) });
+            self.send_log(&resource, log);
         }
         for event in &record.events {
             let log = semconv::security_log(event, record.start_unix_ns, record.end_unix_ns);
-            let _ =
-                self.tx.try_send(Item::Log { resource: Box::new(resource.clone()), record: Box::new(log) });
+            self.send_log(&resource, log);
         }
     }
 
@@ -129,7 +135,17 @@ impl OtlpSender {
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_nanos() as u64);
         let request = metrics_request(snapshot, &self.host_name, started_unix_ns, now);
-        let _ = self.tx.try_send(Item::Metrics(Box::new(request)));
+        if self.tx.try_send(Item::Metrics(Box::new(request))).is_err() {
+            self.stats.metrics_dropped_queue_full.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// Queues one log record; a full queue is a counted drop.
+    fn send_log(&self, resource: &Resource, record: LogRecord) {
+        let item = Item::Log { resource: Box::new(resource.clone()), record: Box::new(record) };
+        if self.tx.try_send(item).is_err() {
+            self.stats.logs_dropped_queue_full.fetch_add(1, Ordering::Relaxed);
+        }
     }
 
     #[must_use]
@@ -144,6 +160,10 @@ fn snapshot(stats: &OtlpStats, queue_depth: u64) -> OtlpStatsSnapshot {
         spans_dropped_queue_full: stats.spans_dropped_queue_full.load(Ordering::Relaxed),
         spans_dropped_export_failed: stats.spans_dropped_export_failed.load(Ordering::Relaxed),
         logs_exported: stats.logs_exported.load(Ordering::Relaxed),
+        logs_dropped_queue_full: stats.logs_dropped_queue_full.load(Ordering::Relaxed),
+        logs_dropped_export_failed: stats.logs_dropped_export_failed.load(Ordering::Relaxed),
+        metrics_dropped_queue_full: stats.metrics_dropped_queue_full.load(Ordering::Relaxed),
+        metrics_dropped_export_failed: stats.metrics_dropped_export_failed.load(Ordering::Relaxed),
         export_errors: stats.export_errors.load(Ordering::Relaxed),
         queue_depth,
     }
@@ -199,6 +219,7 @@ async fn run(mut rx: mpsc::Receiver<Item>, transport: Transport, stats: Arc<Otlp
 async fn handle(batch: &mut Batch, item: Item, transport: &Transport, stats: &OtlpStats) {
     if let Item::Metrics(request) = item {
         if !with_retry(|| transport.metrics((*request).clone()), stats).await {
+            stats.metrics_dropped_export_failed.fetch_add(1, Ordering::Relaxed);
             log::debug!("self-metrics not exported");
         }
         return;
@@ -232,7 +253,7 @@ fn metrics_request(
             value: Some(number_data_point::Value::AsDouble(*value)),
             ..NumberDataPoint::default()
         };
-        if let Some(existing) = metrics.iter_mut().find(|m| m.name == *name) {
+        if let Some(existing) = metrics.iter_mut().find(|m| m.name == name.as_ref()) {
             match &mut existing.data {
                 Some(metric::Data::Sum(s)) => s.data_points.push(point),
                 Some(metric::Data::Gauge(g)) => g.data_points.push(point),
@@ -249,8 +270,8 @@ fn metrics_request(
             Kind::Gauge => metric::Data::Gauge(Gauge { data_points: vec![point] }),
         };
         metrics.push(Metric {
-            name: (*name).to_owned(),
-            description: (*help).to_owned(),
+            name: name.to_string(),
+            description: help.to_string(),
             data: Some(data),
             ..Metric::default()
         });
@@ -330,6 +351,8 @@ async fn flush(batch: &mut Batch, transport: &Transport, stats: &OtlpStats) {
         };
         if with_retry(|| transport.logs(request.clone()), stats).await {
             stats.logs_exported.fetch_add(n, Ordering::Relaxed);
+        } else {
+            stats.logs_dropped_export_failed.fetch_add(n, Ordering::Relaxed);
         }
     }
 }
