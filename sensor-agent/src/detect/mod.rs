@@ -33,7 +33,7 @@ use self::{
     },
 };
 use crate::{
-    capture::Role,
+    capture::{Role, pods::PodInfo},
     http::{
         Body, Headers,
         decoding::{self, DecodeLimits},
@@ -148,24 +148,15 @@ impl Detect {
         })
     }
 
-    pub fn inspect(&mut self, observed: &Observed, ts_unix_ms: u64) -> Assessment {
+    /// `pod`: the server's pod when the agent knows it (config rules may name a namespace or
+    /// labels).
+    pub fn inspect(&mut self, observed: &Observed, pod: Option<&PodInfo>, ts_unix_ms: u64) -> Assessment {
         let Some(request) = &observed.exchange.request else {
             return Assessment::default();
         };
         let meta = &observed.meta;
-        let host = request
-            .headers
-            .get("host")
-            .map(|h| String::from_utf8_lossy(h).trim().to_ascii_lowercase())
-            .or_else(|| {
-                // Without a Host header, the server's address names the API.
-                let server = match meta.role {
-                    Role::Server => meta.local,
-                    Role::Client => meta.remote,
-                };
-                server.map(|a| a.to_string())
-            })
-            .unwrap_or_default();
+        let host = host_of(&request.headers, meta);
+        let (server_port, pod) = server_of(meta, pod);
         let client = match meta.role {
             Role::Server => meta.remote.map(|a| a.ip().to_string()).unwrap_or_default(),
             Role::Client => meta.comm.clone(),
@@ -210,6 +201,8 @@ impl Detect {
             ts_unix_ms,
             request_json,
             response_json,
+            server_port,
+            pod,
         };
         // The client side of a call to a server on this same node is the same exchange the
         // server side reports: classify it, count it once.
@@ -352,6 +345,34 @@ fn json_body<'a>(headers: &Headers, body: &Body, decoded: &'a [u8]) -> Option<&'
 }
 
 /// How the request authenticates (scheme only, never the credential).
+/// The Host header; without one, the server's address names the API.
+fn host_of(headers: &Headers, meta: &crate::capture::ConnMeta) -> String {
+    if let Some(h) = headers.get("host") {
+        return String::from_utf8_lossy(h).trim().to_ascii_lowercase();
+    }
+    let server = match meta.role {
+        Role::Server => meta.local,
+        Role::Client => meta.remote,
+    };
+    server.map(|a| a.to_string()).unwrap_or_default()
+}
+
+/// The server's socket port and, when the agent knows it, its pod (a client's pod is not its
+/// server's).
+fn server_of<'a>(
+    meta: &crate::capture::ConnMeta,
+    pod: Option<&'a PodInfo>,
+) -> (Option<u16>, Option<inventory::PodView<'a>>) {
+    let server = match meta.role {
+        Role::Server => meta.local,
+        Role::Client => meta.remote,
+    };
+    let pod = pod
+        .filter(|_| meta.role == Role::Server)
+        .map(|p| inventory::PodView { namespace: &p.namespace, labels: &p.labels });
+    (server.map(|a| a.port()), pod)
+}
+
 fn auth_scheme(headers: &Headers) -> Option<String> {
     if let Some(value) = headers.get("authorization") {
         let scheme =
