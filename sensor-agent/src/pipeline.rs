@@ -473,6 +473,11 @@ fn metrics_snapshot(
             "Endpoints not inventoried: table full.",
             a.detect.dropped(),
         );
+        s.gauge(
+            "apisense_detect_inventory_specs_hosts_unseen",
+            "OpenAPI specs whose server hosts no exchange has had yet.",
+            a.detect.specs_hosts_unseen(),
+        );
     }
     s.counter(
         "apisense_export_dropped_total",

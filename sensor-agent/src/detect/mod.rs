@@ -11,6 +11,7 @@
 pub mod analytics;
 pub mod inventory;
 pub mod sensitive;
+pub mod specs;
 
 use std::{
     fs,
@@ -26,7 +27,7 @@ use self::{
     analytics::{
         Analytics, AnalyticsConfig, ClientIdentity, Facts, IdentityKind, SecurityEvent, SecurityReport,
     },
-    inventory::{Classification, EndpointStatus, EntryView, Inventory, Observation, Specs, Store},
+    inventory::{Classification, EndpointStatus, EntryView, Inventory, Observation, Store},
     sensitive::{
         Detector, ExchangeView, Finding, MessageView, SensitiveConfig,
         keyed::{KeyError, Keyer},
@@ -51,6 +52,10 @@ pub const ANALYTICS_SNAPSHOT_FILE: &str = "analytics.json";
 #[derive(Debug, Clone, Default)]
 pub struct DetectConfig {
     pub openapi: Vec<PathBuf>,
+    /// The config's `spec_binding.rules`.
+    pub spec_rules: Vec<inventory::binding::SpecRule>,
+    /// Report specs whose server hosts no traffic had after this long (`None`: never).
+    pub unseen_host_warning: Option<std::time::Duration>,
     /// Where the inventory persists; `None` keeps it in memory only.
     pub state_dir: Option<PathBuf>,
     pub sensitive: SensitiveConfig,
@@ -61,6 +66,8 @@ pub struct DetectConfig {
 pub enum DetectError {
     #[error("loading OpenAPI specs")]
     Specs(#[from] inventory::SpecError),
+    #[error("{key}: {problem}")]
+    Binding { key: String, problem: String },
     #[error("creating the state directory {path}")]
     StateDir {
         path: PathBuf,
@@ -96,14 +103,13 @@ pub struct Detect {
     analytics: Analytics,
     keyer: Keyer,
     decode_limits: DecodeLimits,
+    unseen_hosts: specs::UnseenHosts,
 }
 
 impl Detect {
     pub fn new(config: &DetectConfig) -> Result<Detect, DetectError> {
-        let specs = if config.openapi.is_empty() {
-            Specs::empty()
-        } else {
-            let (specs, report) = Specs::load(&config.openapi)?;
+        let (specs, report) = specs::load(config)?;
+        if !config.openapi.is_empty() {
             log::info!(
                 "OpenAPI: {} operations from {} file(s){}",
                 report.operations,
@@ -114,8 +120,10 @@ impl Detect {
                     format!("; skipped: {}", report.skipped.join("; "))
                 }
             );
-            specs
-        };
+            for line in specs::describe(&specs) {
+                log::info!("OpenAPI: {line}");
+            }
+        }
         let (store, snapshot, keyer) = match &config.state_dir {
             Some(dir) => {
                 fs::DirBuilder::new()
@@ -145,6 +153,7 @@ impl Detect {
             analytics,
             keyer,
             decode_limits: DecodeLimits::default(),
+            unseen_hosts: specs::UnseenHosts::new(config.unseen_host_warning),
         })
     }
 
@@ -212,6 +221,7 @@ impl Detect {
         } else {
             self.inventory.observe(&observation)
         };
+        self.unseen_hosts.check(&self.inventory, ts_unix_ms);
         let events = if server_is_local {
             Vec::new()
         } else {
@@ -316,6 +326,12 @@ impl Detect {
     #[must_use]
     pub fn security_report(&self) -> SecurityReport {
         self.analytics.report()
+    }
+
+    /// Specs whose server hosts no exchange has had yet.
+    #[must_use]
+    pub fn specs_hosts_unseen(&self) -> u64 {
+        self.inventory.specs_hosts_unseen().len() as u64
     }
 
     #[must_use]
