@@ -95,6 +95,8 @@ impl HostPattern {
     #[must_use]
     pub fn parse(text: &str) -> Option<HostPattern> {
         let (name, port) = split_host(text);
+        // `split_host` keeps `host:junk` as a name; a config value with a colon after the name
+        // (outside IPv6 brackets) must end in a port, or it is a typo worth an error.
         let has_port_text =
             text.trim().rsplit_once(':').is_some_and(|(n, _)| !n.contains(':') || n.ends_with(']'));
         if name.is_empty() || name.contains(['/', ' ']) || (has_port_text && port.is_none()) {
