@@ -49,7 +49,7 @@ fn main() -> ExitCode {
         }
         config::Command::Config(config::ConfigCommand::Check { file }) => {
             start_logging(None);
-            config::check(&file).map(|()| println!("{}: ok", file.display())).map_err(anyhow::Error::from)
+            check_config(&file)
         }
     };
     match result {
@@ -59,6 +59,29 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// `config check`: the file's values, then its specs (loaded and bound as `run` would, when
+/// they are readable here: a file checked off the node may name paths that exist only there).
+fn check_config(file: &std::path::Path) -> anyhow::Result<()> {
+    use sensor_agent::detect::specs;
+    let c = config::checked(file)?;
+    let detect = &c.analysis.detect;
+    let missing: Vec<String> =
+        detect.openapi.iter().filter(|p| !p.exists()).map(|p| p.display().to_string()).collect();
+    if missing.is_empty() {
+        let (loaded, report) = specs::load(detect)?;
+        if !detect.openapi.is_empty() {
+            println!("OpenAPI: {} operations from {} file(s)", report.operations, report.files.len());
+        }
+        for line in specs::describe(&loaded).iter().chain(report.skipped.iter()) {
+            println!("  {line}");
+        }
+    } else {
+        println!("OpenAPI: not found here, specs not checked: {}", missing.join(", "));
+    }
+    println!("{}: ok", file.display());
+    Ok(())
 }
 
 fn print_inventory(args: &config::InventoryArgs) -> anyhow::Result<()> {

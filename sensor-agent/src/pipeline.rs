@@ -88,14 +88,14 @@ pub fn replay(config: &ReplayConfig) -> anyhow::Result<()> {
             Ok(Some(event)) => {
                 events += 1;
                 analysis.push(event);
-                analysis.drain(&mut sink);
+                analysis.drain(None, &mut sink);
             }
             Ok(None) => break None,
             Err(e) => break Some(e),
         }
     };
     analysis.shutdown();
-    analysis.drain(&mut sink);
+    analysis.drain(None, &mut sink);
     analysis.persist();
     if let Some(e) = write_error {
         return Err(e).context("writing exchanges");
@@ -373,12 +373,7 @@ fn deliver(
             }
         }
     };
-    analysis.drain(&mut |mut record| {
-        // Looked up at export, not at connection open: a pod's status lists its container ids
-        // only after they started, often after their first connection.
-        if let (Some(pods), Some(id)) = (pods, record.container_id.as_deref()) {
-            record.k8s = pods.lookup(id);
-        }
+    analysis.drain(pods, &mut |record| {
         if let Some(otlp) = otlp.as_mut() {
             otlp.send(&record);
         }
@@ -511,6 +506,11 @@ fn metrics_snapshot(
             "apisense_detect_inventory_dropped_total",
             "Endpoints not inventoried: table full.",
             a.detect.dropped(),
+        );
+        s.gauge(
+            "apisense_detect_inventory_specs_hosts_unseen",
+            "OpenAPI specs whose server hosts no exchange has had yet.",
+            a.detect.specs_hosts_unseen(),
         );
     }
     s.counter(
@@ -719,18 +719,24 @@ impl Analysis {
         }
     }
 
-    fn drain(&mut self, sink: &mut impl FnMut(ExchangeRecord)) {
+    /// Classifies and hands on the exchanges finished so far; `pods` names each one's pod.
+    fn drain(&mut self, pods: Option<&PodDirectory>, sink: &mut impl FnMut(ExchangeRecord)) {
         for observed in self.observed.drain(..) {
+            // Looked up here, not at connection open: a pod's status lists its container ids
+            // only after they started, often after their first connection.
+            let pod = pods.zip(observed.meta.container_id.as_deref()).and_then(|(p, id)| p.lookup(id));
             let start = observed.exchange.request.as_ref().map_or(observed.meta.opened_ns, |r| r.start_ns);
             let wall_ms = self
                 .clock
                 .wall(start)
                 .duration_since(std::time::UNIX_EPOCH)
                 .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
-            let assessment = self.detect.inspect(&observed, wall_ms);
+            let assessment = self.detect.inspect(&observed, pod.as_deref(), wall_ms);
             self.findings += assessment.findings.len() as u64;
             self.security_events += assessment.events.len() as u64;
-            sink(ExchangeRecord::new(&observed, &self.clock, &assessment));
+            let mut record = ExchangeRecord::new(&observed, &self.clock, &assessment);
+            record.k8s = pod;
+            sink(record);
         }
     }
 }
@@ -878,7 +884,7 @@ mod tests {
             offsets[2] += request.len() as u64;
             let parser_bytes = a.http.stats().held_bytes;
             assert!(parser_bytes <= budget + 200_000, "round {round}: parsers hold {parser_bytes} bytes");
-            a.drain(&mut |_| {});
+            a.drain(None, &mut |_| {});
         }
         let stats = a.http.stats();
         assert!(stats.memory_resets > 0, "{stats:?}");

@@ -180,3 +180,206 @@ fn a_malformed_spec_is_a_clear_error() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("broken.yaml"), "{err}");
 }
+
+/// A published spec naming its public server (`https://api.bank.example/psd2/v1`), its first
+/// segments templated as the Berlin Group's `NextGenPSD2` does (`payment-service` an enum).
+const PSD2_SPEC: &str = r"openapi: 3.0.3
+info: {title: PSD2 Gateway, version: '1'}
+servers:
+  - url: https://api.bank.example/psd2/v1
+components:
+  parameters:
+    service:
+      {name: payment-service, in: path, required: true, schema: {type: string, enum: [payments, bulk-payments, periodic-payments]}}
+    product: {name: payment-product, in: path, required: true, schema: {type: string}}
+    id: {name: paymentId, in: path, required: true, schema: {type: string}}
+paths:
+  /{payment-service}/{payment-product}:
+    parameters: [{$ref: '#/components/parameters/service'}, {$ref: '#/components/parameters/product'}]
+    post: {operationId: initiatePayment, responses: {'200': {description: ok}}}
+  /{payment-service}/{payment-product}/{paymentId}/status:
+    parameters:
+      [{$ref: '#/components/parameters/service'}, {$ref: '#/components/parameters/product'}, {$ref: '#/components/parameters/id'}]
+    get: {operationId: getPaymentStatus, responses: {'200': {description: ok}}}
+  /consents/{consentId}:
+    get: {operationId: getConsent, responses: {'200': {description: ok}}}
+";
+
+/// (method, path, `endpoint_status`, route, `spec_binding`) of each call, sent in this order.
+type Call = (&'static str, &'static str, &'static str, &'static str, &'static str);
+
+/// Sends `calls` to 127.0.0.1:`port`, then checks each exchange's classification.
+fn send_and_check(agent: &Agent, port: u16, calls: &[Call]) {
+    for (method, path, ..) in calls {
+        harness::curl_ok(&["-X", method, &format!("http://127.0.0.1:{port}{path}")]);
+    }
+    let seen = agent.wait_for("every call", |e| str_at(e, "/role") == "server", |s| s.len() >= calls.len());
+    for (method, path, status, route, binding) in calls {
+        let e = seen
+            .iter()
+            .find(|e| str_at(e, "/request/method") == *method && str_at(e, "/request/path") == *path)
+            .unwrap_or_else(|| panic!("no exchange for {method} {path}"));
+        assert_eq!(endpoint_status(e), *status, "{method} {path}: {e}");
+        assert_eq!(str_at(e, "/spec_binding"), *binding, "{method} {path}: {e}");
+        if !route.is_empty() {
+            assert_eq!(str_at(e, "/route"), *route, "{method} {path}: {e}");
+        }
+    }
+}
+
+#[test]
+fn kernel_specs_follow_the_deployment_host_and_stripped_prefix() {
+    if !harness::kernel_available("kernel_specs_follow_the_deployment_host_and_stripped_prefix") {
+        return;
+    }
+    let port = harness::free_port();
+    let _server = harness::echo_server(port);
+    let dir = tempfile::tempdir().unwrap();
+    let psd2 = dir.path().join("psd2.yaml");
+    std::fs::write(&psd2, PSD2_SPEC).unwrap();
+    let obie_spec = obie("account-info-openapi.yaml");
+    let mut agent = Agent::start(&[
+        "--port",
+        &port.to_string(),
+        "--openapi",
+        &obie_spec.display().to_string(),
+        "--openapi",
+        &psd2.display().to_string(),
+    ]);
+    // 127.0.0.1 is a host neither spec names: both apply (any_host), prefix present or not.
+    let aisp = "Account and Transaction API Specification";
+    send_and_check(
+        &agent,
+        port,
+        &[
+            (
+                "GET",
+                "/open-banking/v4.0/aisp/accounts/acc-1/balances",
+                "documented",
+                "/open-banking/v4.0/aisp/accounts/{AccountId}/balances",
+                "any_host",
+            ),
+            ("GET", "/accounts/acc-1/balances", "documented", "/accounts/{AccountId}/balances", "any_host"),
+            (
+                "POST",
+                "/psd2/v1/payments/sepa-credit-transfers",
+                "documented",
+                "/psd2/v1/{payment-service}/{payment-product}",
+                "any_host",
+            ),
+            (
+                "GET",
+                "/payments/sepa-credit-transfers/P-1/status",
+                "documented",
+                "/{payment-service}/{payment-product}/{paymentId}/status",
+                "any_host",
+            ),
+            ("GET", "/psd2/v1/consents/C-1", "documented", "/psd2/v1/consents/{consentId}", "any_host"),
+            ("GET", "/consents/C-2", "documented", "/consents/{consentId}", "any_host"),
+            ("GET", "/open-banking/v4.0/aisp/acounts/acc-1/balances", "shadow", "", "any_host"),
+            ("GET", "/psd2/v1/paymentz/sepa-credit-transfers/P-1/status", "shadow", "", "any_host"),
+            ("GET", "/internal/debug/users/7", "shadow", "", "any_host"),
+            (
+                "DELETE",
+                "/open-banking/v4.0/aisp/accounts/acc-1",
+                "undocumented_method",
+                "/open-banking/v4.0/aisp/accounts/{AccountId}",
+                "any_host",
+            ),
+            (
+                "PUT",
+                "/psd2/v1/consents/C-1",
+                "undocumented_method",
+                "/psd2/v1/consents/{consentId}",
+                "any_host",
+            ),
+        ],
+    );
+    let balance = agent
+        .exchanges()
+        .into_iter()
+        .find(|e| str_at(e, "/request/path") == "/accounts/acc-1/balances")
+        .unwrap();
+    assert_eq!(str_at(&balance, "/spec"), aisp);
+    let log = agent.stop();
+    assert!(log.contains("spec \"PSD2 Gateway\"") && log.contains("binding: host api.bank.example"), "{log}");
+    // The inventory keeps the host the traffic had.
+    let out = Command::new(agent_bin())
+        .args(["inventory", "--format", "json", "--state-dir"])
+        .arg(agent.dir().join("state"))
+        .output()
+        .unwrap();
+    let doc: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let entry = doc["endpoints"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| str_at(e, "/route") == "/accounts/{AccountId}/balances")
+        .unwrap_or_else(|| panic!("{doc}"));
+    assert_eq!(str_at(entry, "/host"), format!("127.0.0.1:{port}"));
+    assert_eq!(entry["status"], "documented");
+}
+
+#[test]
+fn kernel_config_binding_decides_where_specs_apply() {
+    if !harness::kernel_available("kernel_config_binding_decides_where_specs_apply") {
+        return;
+    }
+    let port = harness::free_port();
+    let _server = harness::echo_server(port);
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("psd2.yaml"), PSD2_SPEC).unwrap();
+    let config = dir.path().join("config.yaml");
+    std::fs::write(
+        &config,
+        format!(
+            "openapi: [{obie}, psd2.yaml]\nspec_binding:\n  rules:\n    - spec: psd2.yaml\n      hosts: [127.0.0.1]\n      \
+             ports: [{port}]\n      server_prefix: stripped\n    - spec: Account and Transaction API Specification\n      \
+             hosts: ['127.0.0.1:{port}']\n      server_prefix: present\n",
+            obie = obie("account-info-openapi.yaml").display()
+        ),
+    )
+    .unwrap();
+    let check = Command::new(agent_bin()).args(["config", "check"]).arg(&config).output().unwrap();
+    let printed = String::from_utf8_lossy(&check.stdout);
+    assert!(check.status.success(), "{printed}{}", String::from_utf8_lossy(&check.stderr));
+    assert!(
+        printed.contains(&format!("binding: config (hosts 127.0.0.1, ports {port}, server prefix stripped)")),
+        "{printed}"
+    );
+    let mut agent = Agent::start(&["--port", &port.to_string(), "--config", &config.display().to_string()]);
+    send_and_check(
+        &agent,
+        port,
+        &[
+            (
+                "POST",
+                "/payments/sepa-credit-transfers",
+                "documented",
+                "/{payment-service}/{payment-product}",
+                "config",
+            ),
+            ("GET", "/consents/C-1", "documented", "/consents/{consentId}", "config"),
+            (
+                "GET",
+                "/open-banking/v4.0/aisp/accounts/acc-1/balances",
+                "documented",
+                "/open-banking/v4.0/aisp/accounts/{AccountId}/balances",
+                "config",
+            ),
+            // Stripped only for the PSD2 spec, present only for the accounts one.
+            ("GET", "/psd2/v1/consents/C-1", "shadow", "", "config"),
+            ("GET", "/accounts/acc-1/balances", "shadow", "", "config"),
+            ("GET", "/paymentz/sepa-credit-transfers/P-1/status", "shadow", "", "config"),
+            ("PUT", "/consents/C-1", "undocumented_method", "/consents/{consentId}", "config"),
+            (
+                "DELETE",
+                "/open-banking/v4.0/aisp/accounts/acc-1",
+                "undocumented_method",
+                "/open-banking/v4.0/aisp/accounts/{AccountId}",
+                "config",
+            ),
+        ],
+    );
+    agent.stop();
+}

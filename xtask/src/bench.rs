@@ -7,7 +7,7 @@
 //!   (`bench/*.py`, `sensor-agent/examples/detect_bench.rs`); the peers are installed from `PyPI`
 //!   into a virtual environment (`$APISENSE_BENCH_VENV`, default `~/.cache/apisense/bench-venv`);
 //! - `inventory`: shadow-endpoint labeling against the Open Banking specs of
-//!   `../shared/testdata/openapi/obie` (`sensor-agent/examples/inventory_bench.rs`);
+//!   `../shared/testdata/openapi/obie`, per deployment shape (`sensor-agent/examples/inventory_bench/`);
 //! - `pipeline`, `overhead`, `fidelity`, `memory`: the real agent (release build, with eBPF) on
 //!   live loopback traffic (nginx, wrk, curl, python), driven by `bench/traffic_bench.py` (root).
 //!   `APISENSE_BENCH_QUICK=1` shortens the runs (for trying the harness, not for numbers).
@@ -71,14 +71,15 @@ pattern recognizers best of 3, the two slow peers one pass (about a minute each)
 const INVENTORY_ABOUT: &str = "\
 What is measured: how well the inventory labels endpoints that no spec documents (`shadow`), on \
 traffic generated from the four real UK Open Banking v4.0 specs of \
-`../shared/testdata/openapi/obie` (`sensor-agent/examples/inventory_bench.rs`).
+`../shared/testdata/openapi/obie` (`sensor-agent/examples/inventory_bench/`).
 
-- Documented traffic: every operation of every spec, called with its server prefix and several \
+- Documented traffic: every operation of every spec, called with its server prefix (one call in \
+three without it, as behind an ingress that strips it: a prefix may be absent) and several \
 concrete paths (numeric ids, UUIDs, bank-style alphanumeric ids, percent-encoded ids), query \
 strings, trailing or doubled slashes, and a status code the operation lists.
 - Injected undocumented traffic (truth `shadow`): near misses (a typo in a literal segment, \
 singular/plural swaps, changed case), extra trailing segments, documented paths under other \
-prefixes (another version, another API's prefix, no prefix, an extra `/api`), and invented \
+prefixes (another version, another API's prefix, an extra `/api`), and invented \
 resources (`/admin/...`, `/internal/...`, `/debug/...`); and, separately, an undocumented literal \
 in the place of a path parameter (`/accounts/export`): every Open Banking path parameter is a \
 plain string, so no spec-based matcher can tell that from an id; it is reported apart.
@@ -88,7 +89,14 @@ path item does not list.
 Per exchange: precision and recall of the `shadow` label against the truth, and accuracy of the \
 `documented` and `undocumented_method` labels. Per distinct endpoint (truth: method + the template \
 the traffic was generated from): the label of the majority of its exchanges. Throughput: exchanges \
-per second through `observe`, one thread, release build, best of 10 passes (the machine is shared: passes vary).";
+per second through `observe`, one thread, release build, best of 10 passes (the machine is shared: passes vary).
+- Deployment shapes (issue 19): the same generator against the specs as published (relative \
+servers), with their servers made absolute (`https://api.bank.example/...`) and called on that \
+host, on a pod's `10.0.0.5:8080`, with the prefix always stripped, beside a NextGenPSD2-shaped \
+spec whose first segments are parameters (`/{payment-service}/{payment-product}/...`), and bound \
+to the pod by a config rule (`server_prefix: stripped`, where calls with the prefix are `shadow`). \
+Per shape: `shadow` precision and recall, `documented` accuracy (label and exact route), \
+`undocumented_method` recall; exchanges the spec cannot tell from documented ones left out.";
 
 const PIPELINE_ABOUT: &str = "\
 What is measured: the userspace pipeline alone (decode, reassembly, HTTP parsing and pairing, \

@@ -1,5 +1,5 @@
 //! The YAML configuration file: one key per command-line flag (snake case), plus the sections
-//! that have no flags (`sensitive`, `kubernetes`, `analytics`). Unknown keys are errors, named with their line.
+//! that have no flags (`sensitive`, `kubernetes`, `analytics`, `spec_binding`). Unknown keys are errors, named with their line.
 //! Relative paths in the file are relative to the file's own directory, so a file and the specs it
 //! names can move together.
 use std::{
@@ -8,7 +8,7 @@ use std::{
     path::{Path, PathBuf},
 };
 
-use super::ConfigError;
+use super::{ConfigError, spec_binding::SpecBindingFile};
 use crate::detect::{
     analytics::AnalyticsConfig,
     sensitive::{Detector, SensitiveConfig},
@@ -34,6 +34,9 @@ pub struct ConfigFile {
     pub max_buffered_mib: Option<u32>,
     #[serde(default)]
     pub openapi: Vec<PathBuf>,
+    /// Where each spec applies: config rules, and the unseen-host warning.
+    #[serde(default)]
+    pub spec_binding: SpecBindingFile,
     pub state_dir: Option<PathBuf>,
     /// Sensitive-data policy.
     #[serde(default)]
@@ -101,6 +104,7 @@ impl ConfigFile {
         };
         Detector::new(&file.sensitive).map_err(|e| problem(format!("sensitive: {e}")))?;
         file.analytics.validate().map_err(|e| problem(format!("analytics: {e}")))?;
+        file.spec_binding.rules().map_err(problem)?;
         if file.output.as_deref() == Some("") {
             return Err(problem("output: empty path (use - for stdout)".to_owned()));
         }

@@ -5,6 +5,7 @@ use clap::{Args, Parser, Subcommand};
 use thiserror::Error;
 
 mod file;
+mod spec_binding;
 pub use file::{ConfigFile, KubernetesFileConfig, OtlpFileConfig, Toggle};
 
 use crate::{
@@ -521,6 +522,16 @@ fn analysis(
         max_connections: max_connections as usize,
         detect: DetectConfig {
             openapi: list(args.openapi, &f.openapi),
+            // Validated when the file was loaded; a rule's spec name is checked against the
+            // specs when they load.
+            spec_rules: f.spec_binding.rules().map_err(|problem| ConfigError::Invalid {
+                setting: path.map_or_else(
+                    || "spec_binding".to_owned(),
+                    |p| format!("spec_binding (in {})", p.display()),
+                ),
+                problem,
+            })?,
+            unseen_host_warning: f.spec_binding.unseen_host_warning(),
             state_dir: args.state_dir.or_else(|| f.state_dir.clone()),
             sensitive: f.sensitive.clone(),
             analytics: f.analytics.clone(),
@@ -538,12 +549,17 @@ fn kubernetes(f: &ConfigFile) -> KubernetesConfig {
 /// `apisense config check FILE`: the file as `run --config FILE` would take it, every value
 /// validated, without starting anything.
 pub fn check(path: &std::path::Path) -> Result<(), ConfigError> {
+    checked(path).map(drop)
+}
+
+/// [`check`], returning the configuration (for `config check` to describe the specs).
+pub fn checked(path: &std::path::Path) -> Result<RunConfig, ConfigError> {
     let command_line =
         [std::ffi::OsStr::new("apisense"), "run".as_ref(), "--config".as_ref(), path.as_os_str()];
     let Ok(Cli { command: Command::Run(args), .. }) = Cli::try_parse_from(command_line) else {
         return Err(ConfigError::File { path: path.to_path_buf(), problem: "not a usable path".to_owned() });
     };
-    RunConfig::try_from(args).map(drop)
+    RunConfig::try_from(args)
 }
 
 fn output(arg: Option<&str>) -> Result<Output, ConfigError> {

@@ -11,6 +11,7 @@
 pub mod analytics;
 pub mod inventory;
 pub mod sensitive;
+pub mod specs;
 
 use std::{
     fs,
@@ -26,14 +27,14 @@ use self::{
     analytics::{
         Analytics, AnalyticsConfig, ClientIdentity, Facts, IdentityKind, SecurityEvent, SecurityReport,
     },
-    inventory::{Classification, EndpointStatus, EntryView, Inventory, Observation, Specs, Store},
+    inventory::{Classification, EndpointStatus, EntryView, Inventory, Observation, Store},
     sensitive::{
         Detector, ExchangeView, Finding, MessageView, SensitiveConfig,
         keyed::{KeyError, Keyer},
     },
 };
 use crate::{
-    capture::Role,
+    capture::{Role, pods::PodInfo},
     http::{
         Body, Headers,
         decoding::{self, DecodeLimits},
@@ -51,6 +52,10 @@ pub const ANALYTICS_SNAPSHOT_FILE: &str = "analytics.json";
 #[derive(Debug, Clone, Default)]
 pub struct DetectConfig {
     pub openapi: Vec<PathBuf>,
+    /// The config's `spec_binding.rules`.
+    pub spec_rules: Vec<inventory::binding::SpecRule>,
+    /// Report specs whose server hosts no traffic had after this long (`None`: never).
+    pub unseen_host_warning: Option<std::time::Duration>,
     /// Where the inventory persists; `None` keeps it in memory only.
     pub state_dir: Option<PathBuf>,
     pub sensitive: SensitiveConfig,
@@ -61,6 +66,8 @@ pub struct DetectConfig {
 pub enum DetectError {
     #[error("loading OpenAPI specs")]
     Specs(#[from] inventory::SpecError),
+    #[error("{key}: {problem}")]
+    Binding { key: String, problem: String },
     #[error("creating the state directory {path}")]
     StateDir {
         path: PathBuf,
@@ -96,14 +103,13 @@ pub struct Detect {
     analytics: Analytics,
     keyer: Keyer,
     decode_limits: DecodeLimits,
+    unseen_hosts: specs::UnseenHosts,
 }
 
 impl Detect {
     pub fn new(config: &DetectConfig) -> Result<Detect, DetectError> {
-        let specs = if config.openapi.is_empty() {
-            Specs::empty()
-        } else {
-            let (specs, report) = Specs::load(&config.openapi)?;
+        let (specs, report) = specs::load(config)?;
+        if !config.openapi.is_empty() {
             log::info!(
                 "OpenAPI: {} operations from {} file(s){}",
                 report.operations,
@@ -114,8 +120,10 @@ impl Detect {
                     format!("; skipped: {}", report.skipped.join("; "))
                 }
             );
-            specs
-        };
+            for line in specs::describe(&specs) {
+                log::info!("OpenAPI: {line}");
+            }
+        }
         let (store, snapshot, keyer) = match &config.state_dir {
             Some(dir) => {
                 fs::DirBuilder::new()
@@ -145,27 +153,19 @@ impl Detect {
             analytics,
             keyer,
             decode_limits: DecodeLimits::default(),
+            unseen_hosts: specs::UnseenHosts::new(config.unseen_host_warning),
         })
     }
 
-    pub fn inspect(&mut self, observed: &Observed, ts_unix_ms: u64) -> Assessment {
+    /// `pod`: the server's pod when the agent knows it (config rules may name a namespace or
+    /// labels).
+    pub fn inspect(&mut self, observed: &Observed, pod: Option<&PodInfo>, ts_unix_ms: u64) -> Assessment {
         let Some(request) = &observed.exchange.request else {
             return Assessment::default();
         };
         let meta = &observed.meta;
-        let host = request
-            .headers
-            .get("host")
-            .map(|h| String::from_utf8_lossy(h).trim().to_ascii_lowercase())
-            .or_else(|| {
-                // Without a Host header, the server's address names the API.
-                let server = match meta.role {
-                    Role::Server => meta.local,
-                    Role::Client => meta.remote,
-                };
-                server.map(|a| a.to_string())
-            })
-            .unwrap_or_default();
+        let host = host_of(&request.headers, meta);
+        let (server_port, pod) = server_of(meta, pod);
         let client = match meta.role {
             Role::Server => meta.remote.map(|a| a.ip().to_string()).unwrap_or_default(),
             Role::Client => meta.comm.clone(),
@@ -210,6 +210,8 @@ impl Detect {
             ts_unix_ms,
             request_json,
             response_json,
+            server_port,
+            pod,
         };
         // The client side of a call to a server on this same node is the same exchange the
         // server side reports: classify it, count it once.
@@ -219,6 +221,7 @@ impl Detect {
         } else {
             self.inventory.observe(&observation)
         };
+        self.unseen_hosts.check(&self.inventory, ts_unix_ms);
         let events = if server_is_local {
             Vec::new()
         } else {
@@ -325,6 +328,12 @@ impl Detect {
         self.analytics.report()
     }
 
+    /// Specs whose server hosts no exchange has had yet.
+    #[must_use]
+    pub fn specs_hosts_unseen(&self) -> u64 {
+        self.inventory.specs_hosts_unseen().len() as u64
+    }
+
     #[must_use]
     pub fn dropped(&self) -> u64 {
         self.inventory.dropped()
@@ -352,6 +361,34 @@ fn json_body<'a>(headers: &Headers, body: &Body, decoded: &'a [u8]) -> Option<&'
 }
 
 /// How the request authenticates (scheme only, never the credential).
+/// The Host header; without one, the server's address names the API.
+fn host_of(headers: &Headers, meta: &crate::capture::ConnMeta) -> String {
+    if let Some(h) = headers.get("host") {
+        return String::from_utf8_lossy(h).trim().to_ascii_lowercase();
+    }
+    let server = match meta.role {
+        Role::Server => meta.local,
+        Role::Client => meta.remote,
+    };
+    server.map(|a| a.to_string()).unwrap_or_default()
+}
+
+/// The server's socket port and, when the agent knows it, its pod (a client's pod is not its
+/// server's).
+fn server_of<'a>(
+    meta: &crate::capture::ConnMeta,
+    pod: Option<&'a PodInfo>,
+) -> (Option<u16>, Option<inventory::PodView<'a>>) {
+    let server = match meta.role {
+        Role::Server => meta.local,
+        Role::Client => meta.remote,
+    };
+    let pod = pod
+        .filter(|_| meta.role == Role::Server)
+        .map(|p| inventory::PodView { namespace: &p.namespace, labels: &p.labels });
+    (server.map(|a| a.port()), pod)
+}
+
 fn auth_scheme(headers: &Headers) -> Option<String> {
     if let Some(value) = headers.get("authorization") {
         let scheme =

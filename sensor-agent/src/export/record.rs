@@ -79,6 +79,11 @@ pub struct EndpointRecord {
     pub status: &'static str,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub spec: Option<String>,
+    /// Which rule bound the spec(s) this exchange was classified against: `config` (a
+    /// `spec_binding.rules` entry), `host` (the spec's servers name the host), `any_host` (no
+    /// spec claims the host, or the spec's servers are relative). Absent without specs.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub spec_binding: Option<&'static str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub operation_id: Option<String>,
     /// First exchange of this endpoint since the inventory began.
@@ -166,6 +171,7 @@ impl ExchangeRecord {
                 route: c.route.clone(),
                 status: c.status.as_str(),
                 spec: c.spec.clone(),
+                spec_binding: c.binding.map(crate::detect::inventory::Binding::as_str),
                 operation_id: c.operation_id.clone(),
                 new: c.new_endpoint,
             }),

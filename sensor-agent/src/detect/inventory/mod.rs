@@ -12,9 +12,11 @@
 //!   `servers`/`basePath` prefix plus path; literals beat parameters, typed parameters
 //!   (integer, uuid, enum, simple pattern) constrain what they match, trailing slashes and
 //!   doubled slashes are ignored, segments are percent-decoded, the query is ignored.
-//! * Specs whose servers name hosts only apply to those hosts (case-insensitive; port compared
-//!   only when the spec gives one); specs with relative or no servers apply to every host.
-//!   Hosts with no applicable spec get [`EndpointStatus::Unknown`].
+//! * Which specs apply to an exchange ([`binding`]): the config's rules first, then the specs
+//!   whose servers name the host (with the relative ones), then, on a host no spec claims,
+//!   every spec without a config rule. The server prefix is matched when present and may be
+//!   absent. Each classification says which rule bound the spec ([`Binding`]); the entry keeps
+//!   the host the traffic had. With no spec loaded, [`EndpointStatus::Unknown`].
 //! * Routes that no spec describes (shadow / unknown) are templated from traffic
 //!   ([`template`]): value shapes (`{id}`, `{uuid}`, `{hash}`, `{email}`, `{date}`, `{token}`)
 //!   and per-position cardinality (`{param}` after [`Limits::param_threshold`] distinct
@@ -26,6 +28,7 @@
 //! * [`Inventory::flush`] persists changed entries; [`Inventory::new`] with a store resumes
 //!   counts. Nothing is flushed implicitly on drop.
 
+pub mod binding;
 mod document;
 mod entry;
 mod export;
@@ -43,10 +46,11 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
+pub use binding::{Binding, PodView, Target};
 pub use document::parse_yaml;
 pub use export::{render_json, render_openapi, render_table};
 pub use html::{esc as escape_html, render_html, render_html_with};
-pub use openapi::{LoadReport, RouteMatch, SpecError, Specs};
+pub use openapi::{LoadReport, RouteMatch, SpecError, SpecSummary, Specs, Verdict};
 pub use router::split_path;
 pub use schema::Schema;
 pub use store::{Store, StoreError};
@@ -123,6 +127,10 @@ pub struct Observation<'a> {
     /// everything else the inventory does.
     pub request_json: Option<&'a [u8]>,
     pub response_json: Option<&'a [u8]>,
+    /// The server's socket port, for config rules that name ports.
+    pub server_port: Option<u16>,
+    /// The server's pod, for config rules that name a namespace or labels.
+    pub pod: Option<PodView<'a>>,
 }
 
 /// Result of [`Inventory::observe`].
@@ -133,6 +141,9 @@ pub struct Classification {
     /// Spec title.
     pub spec: Option<String>,
     pub operation_id: Option<String>,
+    /// The rule that bound the spec(s) the exchange was classified against (`None`: no spec
+    /// applies).
+    pub binding: Option<Binding>,
     /// First time this (host, method, route) was seen.
     pub new_endpoint: bool,
 }
@@ -201,6 +212,24 @@ impl Default for Limits {
 
 type Key = (String, String, String);
 
+/// What [`Inventory::route`] concluded about one exchange.
+struct Routed {
+    host: String,
+    method: String,
+    route: String,
+    status: EndpointStatus,
+    spec: Option<String>,
+    operation_id: Option<String>,
+    binding: Option<Binding>,
+}
+
+impl Routed {
+    fn classification(self, new_endpoint: bool) -> Classification {
+        let Routed { route, status, spec, operation_id, binding, .. } = self;
+        Classification { route, status, spec, operation_id, binding, new_endpoint }
+    }
+}
+
 /// The endpoint inventory (single-threaded; wrap in a mutex to share).
 pub struct Inventory {
     specs: Arc<Specs>,
@@ -212,6 +241,8 @@ pub struct Inventory {
     templater: Templater,
     dropped: u64,
     load_error: Option<StoreError>,
+    /// Specs whose servers name hosts none of the traffic has had yet.
+    hosts_unseen: Vec<usize>,
 }
 
 impl Inventory {
@@ -243,7 +274,9 @@ impl Inventory {
             removed: HashSet::new(),
             dropped: 0,
             load_error: None,
+            hosts_unseen: Vec::new(),
         };
+        inv.hosts_unseen = inv.specs.with_hosts();
         let loaded = inv.store.as_ref().map(Store::load);
         match loaded {
             Some(Ok(list)) => {
@@ -289,19 +322,27 @@ impl Inventory {
     /// Classifies one exchange without counting it: for a second view of an exchange already
     /// counted (the client side of a call whose server is on this node too).
     pub fn classify(&mut self, obs: &Observation<'_>) -> Classification {
-        let (_, _, route, status, spec, operation_id) = self.route(obs);
-        Classification { route, status, spec, operation_id, new_endpoint: false }
+        self.route(obs).classification(false)
+    }
+
+    /// Title and hosts of each spec whose servers name hosts that no exchange has had.
+    #[must_use]
+    pub fn specs_hosts_unseen(&self) -> Vec<(&str, &[String])> {
+        self.hosts_unseen.iter().filter_map(|i| self.specs.hosts_of(*i)).collect()
     }
 
     /// The exchange's (host, method, route) and its classification.
-    fn route(
-        &mut self,
-        obs: &Observation<'_>,
-    ) -> (String, String, String, EndpointStatus, Option<String>, Option<String>) {
+    fn route(&mut self, obs: &Observation<'_>) -> Routed {
         let host = bounded(obs.host.trim(), 255).to_ascii_lowercase();
         let method = bounded(obs.method.trim(), 24).to_ascii_uppercase();
         let segments = split_path(obs.target);
-        let (rm, status) = self.specs.classify_segments(&host, &method, &segments, obs.status);
+        if !self.hosts_unseen.is_empty() {
+            let claimed = self.specs.claimed_by(&host);
+            self.hosts_unseen.retain(|i| !claimed.contains(i));
+        }
+        let target = Target { host: &host, port: obs.server_port, pod: obs.pod };
+        let Verdict { route: rm, status, binding } =
+            self.specs.classify_target(&target, &method, &segments, obs.status);
         let route = if let Some(m) = &rm {
             m.template.clone()
         } else {
@@ -312,20 +353,21 @@ impl Inventory {
             route
         };
         let (spec, operation_id) = rm.map_or((None, None), |m| (Some(m.spec), m.operation_id));
-        (host, method, route, status, spec, operation_id)
+        Routed { host, method, route, status, spec, operation_id, binding }
     }
 
     /// Classifies one exchange and updates its entry.
     pub fn observe(&mut self, obs: &Observation<'_>) -> Classification {
-        let (host, method, route, status, spec, operation_id) = self.route(obs);
-        let key: Key = (host, method, route.clone());
+        let routed = self.route(obs);
+        let key: Key = (routed.host.clone(), routed.method.clone(), routed.route.clone());
+        let status = routed.status;
         let mut new_endpoint = false;
         let full = self.entries.len() >= self.limits.max_entries;
         let entry = match self.entries.get_mut(&key) {
             Some(e) => e,
             None if full => {
                 self.dropped += 1;
-                return Classification { route, status, spec, operation_id, new_endpoint };
+                return routed.classification(new_endpoint);
             }
             None => {
                 new_endpoint = true;
@@ -345,12 +387,12 @@ impl Inventory {
             }
             _ => status,
         };
-        entry.spec.clone_from(&spec);
-        entry.operation_id.clone_from(&operation_id);
+        entry.spec.clone_from(&routed.spec);
+        entry.operation_id.clone_from(&routed.operation_id);
         record(entry, obs, &self.limits);
         self.removed.remove(&store::entry_key(&key.0, &key.1, &key.2));
         self.dirty.insert(key);
-        Classification { route, status, spec, operation_id, new_endpoint }
+        routed.classification(new_endpoint)
     }
 
     fn apply_collapse(&mut self, c: &Collapse) {
@@ -395,11 +437,12 @@ impl Inventory {
             .values()
             .filter_map(|e| e.spec.as_deref().map(|s| (s, e.method.as_str(), e.route.as_str())))
             .collect();
+        // Called with or without the server prefix, an operation was observed.
         let mut out: Vec<(String, String, String)> = self
             .specs
-            .operations()
-            .filter(|op| !seen.contains(op))
-            .map(|(s, m, t)| (s.to_owned(), m.to_owned(), t.to_owned()))
+            .operation_readings()
+            .filter(|(s, m, t, stripped)| !seen.contains(&(s, m, t)) && !seen.contains(&(s, m, stripped)))
+            .map(|(s, m, t, _)| (s.to_owned(), m.to_owned(), t.to_owned()))
             .collect();
         out.sort();
         out.dedup();
@@ -430,5 +473,7 @@ impl Inventory {
     }
 }
 
+#[cfg(test)]
+mod binding_tests;
 #[cfg(test)]
 pub(crate) mod tests;

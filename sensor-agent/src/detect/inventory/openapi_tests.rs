@@ -107,19 +107,34 @@ fn servers_base_path_and_hosts() {
     let (s, _) = Specs::from_documents(&[("a.json", v3), ("b.json", v2), ("c.json", relative)]).unwrap();
     assert_eq!(s.classify("api.example.com", "GET", "/svc/v2/ping", None).1, EndpointStatus::Documented);
     assert_eq!(s.classify("API.EXAMPLE.COM:443", "GET", "/svc/v2/ping", None).1, EndpointStatus::Documented);
-    assert_eq!(s.classify("api.example.com", "GET", "/ping", None).1, EndpointStatus::Shadow);
-    assert_eq!(s.classify("other.example.com", "GET", "/svc/v2/ping", None).1, EndpointStatus::Shadow);
+    // Issue 19: the server prefix may be stripped by an ingress, and a host no spec claims gets
+    // every spec (these two were `shadow` when specs applied to their server hosts only).
+    assert_eq!(s.classify("api.example.com", "GET", "/ping", None).1, EndpointStatus::Documented);
+    assert_eq!(s.classify("api.example.com", "GET", "/svc/v2/pong", None).1, EndpointStatus::Shadow);
+    assert_eq!(s.classify("other.example.com", "GET", "/svc/v2/ping", None).1, EndpointStatus::Documented);
     assert_eq!(
         s.classify("legacy.example.com:8080", "GET", "/api/things/7", None).1,
         EndpointStatus::Documented
     );
-    assert_eq!(s.classify("legacy.example.com:9090", "GET", "/api/things/7", None).1, EndpointStatus::Shadow);
+    // The port is compared: legacy.example.com:9090 is a host no spec claims (any host).
+    assert_eq!(
+        s.classify_target(
+            &Target { host: "legacy.example.com:9090", ..Target::default() },
+            "GET",
+            &["api", "things", "7"],
+            None
+        )
+        .binding,
+        Some(Binding::AnyHost)
+    );
+    assert_eq!(s.classify("legacy.example.com:8080", "GET", "/svc/v2/ping", None).1, EndpointStatus::Shadow);
     assert_eq!(s.classify("legacy.example.com:8080", "GET", "/api/things/x", None).1, EndpointStatus::Shadow);
     assert_eq!(s.classify("whatever", "POST", "/r/x", None).1, EndpointStatus::Documented);
     let host_only = spec(&json!({"openapi": "3.0.0", "info": {"title": "H", "version": "1"},
         "servers": [{"url": "https://only.example.com"}], "paths": {"/x": {"get": {}}}}));
     assert_eq!(host_only.classify("only.example.com", "GET", "/x", None).1, EndpointStatus::Documented);
-    assert_eq!(host_only.classify("elsewhere.example.com", "GET", "/x", None).1, EndpointStatus::Unknown);
+    // Issue 19: a host no spec claims gets every spec (was `unknown`).
+    assert_eq!(host_only.classify("elsewhere.example.com", "GET", "/x", None).1, EndpointStatus::Documented);
     assert_eq!(Specs::empty().classify("h", "GET", "/x", None), (None, EndpointStatus::Unknown));
     assert!(Specs::empty().is_empty());
 }

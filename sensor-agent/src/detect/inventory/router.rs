@@ -160,6 +160,12 @@ impl<T> Node<T> {
     }
 }
 
+/// How specifically a template matched a path: lower is more specific. Per segment from the
+/// first, a literal beats a typed parameter, which beats an untyped one; paths of the same length
+/// only are compared (a lookup's matches all have the path's length).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Specificity(u128);
+
 /// A path-segment trie mapping templates to values of type `T`.
 pub struct Router<T> {
     nodes: Vec<Node<T>>,
@@ -207,10 +213,17 @@ impl<T> Router<T> {
 
     /// All values whose template matches `segments`, most specific first (literal segments
     /// beat parameters, earlier segments weigh more), at most `limit`.
+    #[cfg(test)]
     pub fn lookup<S: AsRef<str>>(&self, segments: &[S], limit: usize) -> Vec<&T> {
+        self.lookup_ranked(segments, limit).into_iter().map(|(_, v)| v).collect()
+    }
+
+    /// Like [`Router::lookup`], with each value's [`Specificity`], so that matches from several
+    /// routers (specs, prefix readings) can be ordered the same way.
+    pub fn lookup_ranked<S: AsRef<str>>(&self, segments: &[S], limit: usize) -> Vec<(Specificity, &T)> {
         let mut out = Vec::new();
         let mut steps = 0;
-        self.walk(0, segments, limit, &mut steps, &mut out);
+        self.walk(0, segments, 0, limit, &mut steps, &mut out);
         out
     }
 
@@ -218,9 +231,10 @@ impl<T> Router<T> {
         &'a self,
         node: usize,
         segments: &[S],
+        rank: u128,
         limit: usize,
         steps: &mut usize,
-        out: &mut Vec<&'a T>,
+        out: &mut Vec<(Specificity, &'a T)>,
     ) {
         *steps += 1;
         if out.len() >= limit || *steps > MAX_STEPS {
@@ -229,17 +243,22 @@ impl<T> Router<T> {
         let n = &self.nodes[node];
         let Some((first, rest)) = segments.split_first() else {
             if let Some(v) = &n.value {
-                out.push(v);
+                out.push((Specificity(rank), v));
             }
             return;
         };
         let seg = first.as_ref();
+        // Three bits per depth, the first segment in the highest bits: comparing two ranks
+        // compares their first differing segment (split paths have at most MAX_SEGMENTS, 96
+        // bits; deeper levels of longer slices all weigh nothing rather than overflow).
+        let shift = u32::try_from(3 * rest.len()).unwrap_or(u32::MAX);
         if let Some(&next) = n.literals.get(seg) {
-            self.walk(next, rest, limit, steps, out);
+            self.walk(next, rest, rank, limit, steps, out);
         }
         for (_, kind, next) in &n.params {
             if kind.matches(seg) {
-                self.walk(*next, rest, limit, steps, out);
+                let r = rank | u128::from(kind.rank() + 1).checked_shl(shift).unwrap_or(0);
+                self.walk(*next, rest, r, limit, steps, out);
             }
         }
     }

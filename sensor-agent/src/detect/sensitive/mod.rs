@@ -8,6 +8,7 @@
 mod allow;
 mod context;
 mod custom;
+mod iban_national;
 mod json;
 pub mod keyed;
 pub mod mask;

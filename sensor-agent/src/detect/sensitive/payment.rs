@@ -183,6 +183,18 @@ impl IbanMatch {
     pub(crate) fn electronic(&self) -> &[u8] {
         &self.buf[..self.len]
     }
+
+    /// High, unless the country's national check digits inside the BBAN fail: then Low (IBAN-
+    /// shaped, mod-97 valid, but no bank issued it; see [`super::iban_national`]).
+    pub(crate) fn confidence(&self) -> super::Confidence {
+        let e = self.electronic();
+        match super::iban_national::check([e[0], e[1]], &e[4..]) {
+            super::iban_national::National::Invalid => super::Confidence::Low,
+            super::iban_national::National::Valid | super::iban_national::National::NoRule => {
+                super::Confidence::High
+            }
+        }
+    }
 }
 
 fn is_sep(b: u8) -> bool {

@@ -122,7 +122,7 @@ impl Scan<'_, '_> {
         match self.field.hint {
             Hint::Iban if self.wants(Kind::Iban) => {
                 if let Some(m) = payment::iban_at(up, 0, true).filter(|m| m.end == up.len()) {
-                    self.push(Kind::Iban, Confidence::High, mask::iban(m.electronic()), m.electronic());
+                    self.push(Kind::Iban, m.confidence(), mask::iban(m.electronic()), m.electronic());
                     self.decided(Kind::Iban);
                 }
             }
@@ -385,7 +385,7 @@ impl Scan<'_, '_> {
         if self.wants(Kind::Iban)
             && let Some(m) = payment::iban_at(text, i, false)
         {
-            self.push(Kind::Iban, Confidence::High, mask::iban(m.electronic()), m.electronic());
+            self.push(Kind::Iban, m.confidence(), mask::iban(m.electronic()), m.electronic());
             return Some(m.end);
         }
         if self.wants(Kind::UkNino)

@@ -117,6 +117,11 @@ pub fn span(record: &ExchangeRecord, ids: &mut IdSource) -> Span {
         if let Some(op) = &e.operation_id {
             attributes.push(kv_str("apisense.endpoint.operation_id", op));
         }
+        // Which rule bound the spec: a trace reader can tell a documented call on its
+        // published host from one matched on a host no spec claims.
+        if let Some(binding) = e.spec_binding {
+            attributes.push(kv_str("apisense.endpoint.spec_binding", binding));
+        }
     }
     if !record.findings.is_empty() {
         let mut types: Vec<&str> = record.findings.iter().map(|f| f.detector.as_str()).collect();
