@@ -633,8 +633,9 @@ def live_profile(ctx, case):
     err = perf.communicate(timeout=300)[1]
     a.stop()
     os.remove(out)
-    if perf.returncode != 0 or not os.path.exists(data):
-        return f"Profile: not taken: perf record failed: {err.strip()[:200]}"
+    # Stopped by SIGINT, perf exits with 130 once it has written the file.
+    if perf.returncode not in (0, 130, -signal.SIGINT) or not os.path.exists(data):
+        return f"Profile: not taken: perf record failed ({perf.returncode}): {err.strip()[:200]}"
     log("perf report of the live agent (DWARF unwinding: a minute or two)")
     tables = profile_tables(data, "agent", LIVE_STAGES)
     os.remove(data)
