@@ -581,13 +581,15 @@ def sensor_run(binary, mode, case, ctx):
     state = os.path.join(ctx["tmp"], f"state-{mode}")
     a = Agent(binary, ["run", "--output", out, "--port", str(ctx["port"]), "--port", str(ctx["tls_port"]),
                        "--state-dir", state])
-    time.sleep(1)
-    c0 = cpu_seconds(a.pid)
-    res = wrk(url, threads, conns, ctx["secs"], ctx["script"] if body != "tiny" else None)
-    time.sleep(1)
-    res["cpu_s"] = cpu_seconds(a.pid) - c0
-    res["rss_kib"], res["hwm_kib"] = status_kib(a.pid, "VmRSS"), status_kib(a.pid, "VmHWM")
-    summary = a.stop()
+    try:
+        time.sleep(1)
+        c0 = cpu_seconds(a.pid)
+        res = wrk(url, threads, conns, ctx["secs"], ctx["script"] if body != "tiny" else None)
+        time.sleep(1)
+        res["cpu_s"] = cpu_seconds(a.pid) - c0
+        res["rss_kib"], res["hwm_kib"] = status_kib(a.pid, "VmRSS"), status_kib(a.pid, "VmHWM")
+    finally:
+        summary = a.stop()  # never leave an agent attached behind a failed run
     res["written"] = summary.get("exchanges_written", 0)
     res["losses"] = losses(summary)
     if out != "/dev/null":
@@ -624,14 +626,16 @@ def live_profile(ctx, case):
     out, data = os.path.join(ctx["tmp"], "profile.jsonl"), os.path.join(ctx["tmp"], "live.perf")
     a = Agent(ctx["agent"], ["run", "--output", out, "--port", str(ctx["port"]), "--port", str(ctx["tls_port"]),
                              "--state-dir", os.path.join(ctx["tmp"], "state-profile")])
-    time.sleep(1)
-    perf = subprocess.Popen([*PERF_RECORD, "-o", data, "-p", str(a.pid)], stdout=subprocess.DEVNULL,
-                            stderr=subprocess.PIPE, text=True)
-    time.sleep(0.5)
-    res = wrk(url, threads, conns, ctx["secs"])
-    perf.send_signal(signal.SIGINT)
-    err = perf.communicate(timeout=300)[1]
-    a.stop()
+    try:
+        time.sleep(1)
+        perf = subprocess.Popen([*PERF_RECORD, "-o", data, "-p", str(a.pid)], stdout=subprocess.DEVNULL,
+                                stderr=subprocess.PIPE, text=True)
+        time.sleep(0.5)
+        res = wrk(url, threads, conns, ctx["secs"])
+        perf.send_signal(signal.SIGINT)
+        err = perf.communicate(timeout=300)[1]
+    finally:
+        a.stop()
     os.remove(out)
     # Stopped by SIGINT, perf exits with 130 once it has written the file.
     if perf.returncode not in (0, 130, -signal.SIGINT) or not os.path.exists(data):
