@@ -10,7 +10,8 @@
 //!   `../shared/testdata/openapi/obie`, per deployment shape (`sensor-agent/examples/inventory_bench/`);
 //! - `pipeline`, `overhead`, `fidelity`, `memory`: the real agent (release build, with eBPF) on
 //!   live loopback traffic (nginx, wrk, curl, python), driven by `bench/traffic_bench.py` (root).
-//!   `APISENSE_BENCH_QUICK=1` shortens the runs (for trying the harness, not for numbers).
+//!   `--quick` (or `APISENSE_BENCH_QUICK=1`) shortens the runs, for trying the harness: their
+//!   results are printed and BENCHMARKS.md is left alone.
 
 use std::env;
 use std::fs;
@@ -114,18 +115,33 @@ and peak RSS of that run from `wait4` rusage. Events and exchanges come from the
 `replayed: {...}` line. Per-core rates divide by CPU seconds (the replay is single-threaded).";
 
 const OVERHEAD_ABOUT: &str = "\
-What is measured: what the running sensor costs a busy server (`bench/traffic_bench.py overhead`).
+What is measured: what the running sensor costs a busy server, against no sensor and against the \
+bare cost of its hooks (`bench/traffic_bench.py overhead`, issue 16).
 
-- nginx on loopback, one process (`master_process off`), `location /api/` returning a 66-byte JSON, \
-keep-alive; plaintext and TLS (`listen ... ssl`, self-signed RSA-2048 certificate from the openssl \
-CLI, TLS captured by the sensor's OpenSSL uprobes).
-- Load: `wrk -t2 -c32 -d10s --latency`, sensor off vs on (`apisense run --output /dev/null --port \
-PLAIN --port TLS`, started and given 1 s before each on-run), alternating A/B (off/on, then on/off) \
-3 rounds per protocol; medians reported. Latency percentiles from wrk's `--latency` distribution.
-- Agent CPU: utime + stime from `/proc/PID/stat` over the wrk run / wall time (100 % = one core); \
-RSS from `/proc/PID/status` (VmRSS at the end of the run, VmHWM peak). Exchanges written are \
-compared with twice the requests wrk completed (nginx's side and wrk's side are both on the port \
-followed).
+- nginx on loopback, one process (`master_process off`), keep-alive, plaintext and TLS (`listen ... \
+ssl`, self-signed RSA-2048 certificate from the openssl CLI). Bodies: `tiny`, `location /api/` \
+returning a 66-byte JSON; `1-4 KB`, six static banking-style JSON files of 1.2 to 4 KB (accounts, \
+payments, cards..., some holding card numbers such as 4111111111111111 and IBANs such as \
+GB82WEST12345698765432), a wrk Lua script cycling over them and sending `Accept-Encoding: gzip` \
+for three of the six (nginx `gzip on`, `gzip_min_length 512`).
+- Loads: `wrk -t1 -c16` and `wrk -t2 -c64`, 10 s per run, `--latency`.
+- Modes, alternating, the order rotated each round, 3 rounds, medians: `off` (no sensor); `floor` \
+(bpftrace with empty programs on exactly the hooks the agent attaches: the syscall and sched \
+tracepoints listed in `sensor-agent/src/capture/loader.rs`, read from that source at run time, and \
+for TLS uprobes and uretprobes on `SSL_read`, `SSL_write`, `SSL_read_ex`, `SSL_write_ex` in the \
+libssl nginx links (ldd); wrk starts once bpftrace holds every probe); `file` (`apisense run \
+--output FILE --port PLAIN --port TLS`, default config: detection, inventory, analytics); \
+`devnull` (the same with `--output /dev/null`); `baseline-file` when `APISENSE_BENCH_BASELINE` \
+names another apisense binary (same arguments as `file`: a before/after in the same run). The \
+agent is started and given 1 s before wrk.
+- Agent CPU: utime + stime from `/proc/PID/stat` over the wrk run plus a 1 s drain, per \
+server-side exchange (file: `\"role\":\"server\"` lines counted; devnull: half the `stopped:` \
+summary's `exchanges_written`, as both sides are captured); RSS from `/proc/PID/status` (VmRSS at \
+the end, VmHWM peak). Exchanges written are compared with twice the requests wrk completed \
+(nginx's and wrk's sides are both on the ports followed), server lines with wrk's requests; every \
+loss counter of the `stopped:` summary is reported.
+- Profile: `perf record -e cpu-clock -F 499 --call-graph dwarf,16384 -p AGENT` over one extra \
+`file` run (plaintext, tiny, `-t1 -c16`), not counted in the medians.
 - Everything shares the same 2 cores: wrk, nginx and the agent compete, so the agent's CPU is taken \
 from the server and the client directly.";
 
@@ -178,7 +194,8 @@ fn live_about(part: &str) -> (&'static str, &'static str) {
     }
 }
 
-pub fn run(parts: &[String]) -> anyhow::Result<()> {
+pub fn run(parts: &[String], quick: bool) -> anyhow::Result<()> {
+    let quick = quick || env::var_os("APISENSE_BENCH_QUICK").is_some_and(|v| !v.is_empty() && v != "0");
     let parts: Vec<&str> =
         if parts.is_empty() { PARTS.to_vec() } else { parts.iter().map(String::as_str).collect() };
     if let Some(bad) = parts.iter().find(|p| !PARTS.contains(p)) {
@@ -203,11 +220,15 @@ pub fn run(parts: &[String]) -> anyhow::Result<()> {
             }
             (live, Some(agent)) => {
                 let (title, about) = live_about(live);
-                (title, about, traffic(&root, agent, live)?)
+                (title, about, traffic(&root, agent, live, quick)?)
             }
             (other, None) => bail!("no agent built for {other:?}"),
         };
         println!("\n## {title}\n\n{body}");
+        if quick {
+            eprintln!("xtask: quick run: BENCHMARKS.md left alone (its figures are not for the record)");
+            continue;
+        }
         let section = format!(
             "## {title}\n\n{about}\n\nMachine: {machine}. Reproduce: `cargo xtask bench {part}`.\n\n{}\n",
             body.trim_end()
@@ -376,7 +397,7 @@ fn inventory(root: &Path, examples: &Path) -> anyhow::Result<String> {
 }
 
 /// Runs one live part of `bench/traffic_bench.py`, returns its Markdown body.
-fn traffic(root: &Path, agent: &Path, part: &str) -> anyhow::Result<String> {
+fn traffic(root: &Path, agent: &Path, part: &str, quick: bool) -> anyhow::Result<String> {
     let tmp = scratch(part)?;
     let table = tmp.join("table.md");
     eprintln!("xtask: {part}: live traffic against nginx on loopback (a few minutes)");
@@ -387,7 +408,7 @@ fn traffic(root: &Path, agent: &Path, part: &str) -> anyhow::Result<String> {
         .arg(agent)
         .arg("--out-md")
         .arg(&table);
-    if env::var_os("APISENSE_BENCH_QUICK").is_some_and(|v| !v.is_empty() && v != "0") {
+    if quick {
         cmd.arg("--quick");
     }
     capture(&mut cmd)?;

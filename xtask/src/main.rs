@@ -33,6 +33,10 @@ enum Task {
     Bench {
         /// Parts to run (default: all).
         parts: Vec<String>,
+        /// Short runs, for trying the harness: results are printed, BENCHMARKS.md is left alone
+        /// (also `APISENSE_BENCH_QUICK=1`).
+        #[arg(long)]
+        quick: bool,
     },
     /// Run every cargo-fuzz target for a bounded time (nightly; seeds from ../shared/testdata).
     Fuzz {
@@ -79,9 +83,9 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             }
             Ok(())
         }
-        Task::Bench { parts } => {
+        Task::Bench { parts, quick } => {
             setup::run(setup::Purpose::Bench)?;
-            bench::run(&parts)
+            bench::run(&parts, quick)
         }
         Task::Fuzz { seconds, target } => {
             setup::run(setup::Purpose::Run)?;

@@ -48,8 +48,10 @@ const TEST_PACKAGES: &[(&str, &str)] = &[
     ("podman", "podman"),
     ("runc", "runc"),
 ];
-/// What `cargo xtask bench` adds: the load generator, the profiler, the peer decoder.
-const BENCH_PACKAGES: &[(&str, &str)] = &[("wrk", "wrk"), ("linux-perf", "perf"), ("tshark", "tshark")];
+/// What `cargo xtask bench` adds: the load generator, the profiler, the peer decoder, and bpftrace
+/// (the `overhead` part's floor: empty programs on the agent's hooks).
+const BENCH_PACKAGES: &[(&str, &str)] =
+    &[("wrk", "wrk"), ("linux-perf", "perf"), ("tshark", "tshark"), ("bpftrace", "bpftrace")];
 /// Python modules the end-to-end tests import, with the package (from the Python package index) providing each (grpcio:
 /// a real gRPC server and client for the HTTP/2 tests).
 const TEST_PYTHON_MODULES: &[(&str, &str)] = &[("grpc", "grpcio")];
