@@ -148,6 +148,7 @@ async fn run_live(config: RunConfig) -> anyhow::Result<()> {
         max_connections: config.capture.max_connections,
     })?;
     let attached = probes.attached;
+    let syscall_hooks = probes.syscall_hooks.describe();
     let counters = probes.counters;
     let mut conns = probes.conns;
     let mut ebpf = probes.ebpf; // attached until the end of this function
@@ -185,7 +186,10 @@ async fn run_live(config: RunConfig) -> anyhow::Result<()> {
     let mut sigint = signal(SignalKind::interrupt()).context("installing the SIGINT handler")?;
     let mut tick = tokio::time::interval(Duration::from_millis(250));
     let mut losses = LossReporter::default();
-    log::info!("capturing: {attached} tracepoints attached, {}", describe(&config));
+    log::info!(
+        "capturing: {attached} tracepoints attached (syscalls: {syscall_hooks}), {}",
+        describe(&config)
+    );
     let mut export_dropped = 0u64;
     loop {
         tokio::select! {

@@ -98,9 +98,26 @@ fn kernel_fifty_requests_on_one_keepalive_connection_in_order() {
     if !harness::kernel_available("kernel_fifty_requests_on_one_keepalive_connection_in_order") {
         return;
     }
+    fifty_in_order(&[], "BTF raw tracepoints sys_enter/sys_exit");
+}
+
+/// The fallbacks (untyped raw tracepoints, then one syscall tracepoint per call, where the
+/// cheaper hooks cannot be used) deliver the same calls to the same handlers.
+#[test]
+fn kernel_fallback_syscall_hooks_capture_the_same() {
+    if !harness::kernel_available("kernel_fallback_syscall_hooks_capture_the_same") {
+        return;
+    }
+    fifty_in_order(&[("APISENSE_SYSCALL_HOOKS", "raw")], "raw tracepoints sys_enter/sys_exit");
+    fifty_in_order(&[("APISENSE_SYSCALL_HOOKS", "tracepoints")], "per-call syscall tracepoints");
+}
+
+fn fifty_in_order(env: &[(&str, &str)], hooks: &str) {
     let port = harness::free_port();
     let _server = harness::echo_server(port);
-    let agent = Agent::start(&["--port", &port.to_string()]);
+    let agent = Agent::start_env(&["--port", &port.to_string()], env);
+    let capturing = agent.stderr();
+    assert!(capturing.contains(&format!("(syscalls: {hooks})")), "{capturing}");
     harness::python(KEEPALIVE_CLIENT, &[&port.to_string()]);
     for (role, keep) in [("server", is_server as fn(&Value) -> bool), ("client", is_client)] {
         let seen = agent.wait_for(

@@ -4,9 +4,9 @@
 use std::path::Path;
 
 use aya::{
-    Ebpf, EbpfLoader,
+    Btf, Ebpf, EbpfLoader,
     maps::{HashMap, MapData, PerCpuArray, RingBuf},
-    programs::TracePoint,
+    programs::{BtfTracePoint, RawTracePoint, TracePoint},
 };
 use sensor_common::ConnState;
 use thiserror::Error;
@@ -41,6 +41,50 @@ const SYSCALL_TRACEPOINTS: &[&str] = &[
     "sys_exit_sendmsg",
 ];
 const SCHED_TRACEPOINTS: &[&str] = &["sched_process_exit", "sched_process_exec"];
+/// The raw tracepoints that replace every `SYSCALL_TRACEPOINTS` entry where their register layout
+/// is known (see `sensor-ebpf/src/syscalls/raw.rs`): `(tracepoint, BTF-typed program, raw
+/// program)`.
+const RAW_SYSCALL_TRACEPOINTS: &[(&str, &str, &str)] =
+    &[("sys_enter", "sys_enter_btf", "sys_enter"), ("sys_exit", "sys_exit_btf", "sys_exit")];
+/// `tracepoints` to use the per-call syscall tracepoints, `raw` the untyped raw ones, even where
+/// the cheaper BTF-typed ones work.
+pub const SYSCALL_HOOKS_ENV: &str = "APISENSE_SYSCALL_HOOKS";
+
+/// How the syscalls are hooked: both families run the same handlers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SyscallHooks {
+    /// `tp_btf/sys_enter` and `tp_btf/sys_exit`: the raw tracepoints with BTF-typed arguments, so
+    /// the saved registers are read in place rather than through a helper call.
+    Btf,
+    /// `raw_tp/sys_enter` and `raw_tp/sys_exit`, dispatching on the syscall number: a call the
+    /// sensor does not follow costs one compare, and a followed one skips the perf record the
+    /// per-call tracepoints build. x86-64 only (syscall numbers and saved registers).
+    Raw,
+    /// One `syscalls:sys_*` tracepoint per followed call: architecture-neutral.
+    PerCall,
+}
+
+impl SyscallHooks {
+    fn preferred() -> Self {
+        if !cfg!(target_arch = "x86_64") {
+            return Self::PerCall;
+        }
+        match std::env::var(SYSCALL_HOOKS_ENV).as_deref() {
+            Ok("tracepoints") => Self::PerCall,
+            Ok("raw") => Self::Raw,
+            _ => Self::Btf,
+        }
+    }
+
+    #[must_use]
+    pub fn describe(self) -> &'static str {
+        match self {
+            Self::Btf => "BTF raw tracepoints sys_enter/sys_exit",
+            Self::Raw => "raw tracepoints sys_enter/sys_exit",
+            Self::PerCall => "per-call syscall tracepoints",
+        }
+    }
+}
 
 #[derive(Debug, Error)]
 pub enum LoadError {
@@ -69,6 +113,8 @@ pub enum LoadError {
         "kernel BTF not found at /sys/kernel/btf/vmlinux (needs a kernel built with CONFIG_DEBUG_INFO_BTF)"
     )]
     NoBtf,
+    #[error("reading the kernel's BTF")]
+    Btf(#[source] aya::BtfError),
     #[error(
         "tracefs is not mounted and could not be mounted ({0}); mount it with \
          `mount -t tracefs tracefs /sys/kernel/tracing`"
@@ -108,6 +154,7 @@ pub struct Probes {
     pub counters: PerCpuArray<MapData, u64>,
     pub conns: HashMap<MapData, u64, ConnState>,
     pub attached: usize,
+    pub syscall_hooks: SyscallHooks,
 }
 
 pub struct LoadOptions {
@@ -137,18 +184,91 @@ pub fn load(options: &LoadOptions) -> Result<Probes, LoadError> {
             _ => LoadError::Load(e),
         })?;
     forward_kernel_logs(&mut ebpf);
-    let mut attached = 0;
-    for (category, names) in [("syscalls", SYSCALL_TRACEPOINTS), ("sched", SCHED_TRACEPOINTS)] {
-        for &name in names {
-            attach(&mut ebpf, category, name)?;
-            attached += 1;
-        }
+    let syscall_hooks = attach_syscalls(&mut ebpf)?;
+    let mut attached = match syscall_hooks {
+        SyscallHooks::Btf | SyscallHooks::Raw => RAW_SYSCALL_TRACEPOINTS.len(),
+        SyscallHooks::PerCall => SYSCALL_TRACEPOINTS.len(),
+    };
+    for &name in SCHED_TRACEPOINTS {
+        attach(&mut ebpf, "sched", name)?;
+        attached += 1;
     }
     super::tls_libs::load_programs(&mut ebpf)?;
     let ring = take_map(&mut ebpf, "EVENTS", RingBuf::try_from)?;
     let counters = take_map(&mut ebpf, "COUNTERS", PerCpuArray::try_from)?;
     let conns = take_map(&mut ebpf, "CONNS", HashMap::try_from)?;
-    Ok(Probes { ebpf, ring, counters, conns, attached })
+    Ok(Probes { ebpf, ring, counters, conns, attached, syscall_hooks })
+}
+
+/// Attaches the preferred syscall hooks, falling back to the next when one is refused (a kernel
+/// without BTF-typed or raw tracepoints, a verifier that rejects the program): BTF-typed raw
+/// tracepoints, then untyped raw ones, then one tracepoint per call.
+fn attach_syscalls(ebpf: &mut Ebpf) -> Result<SyscallHooks, LoadError> {
+    let preferred = SyscallHooks::preferred();
+    if preferred == SyscallHooks::Btf {
+        match attach_btf(ebpf) {
+            Ok(()) => return Ok(SyscallHooks::Btf),
+            Err(LoadError::RefusedDespiteCapabilities) => return Err(LoadError::RefusedDespiteCapabilities),
+            Err(e) => log::warn!(
+                "BTF-typed syscall tracepoints unavailable, trying raw ones: {:#}",
+                anyhow::Error::new(e)
+            ),
+        }
+    }
+    if preferred != SyscallHooks::PerCall {
+        match attach_raw(ebpf) {
+            Ok(()) => return Ok(SyscallHooks::Raw),
+            Err(LoadError::RefusedDespiteCapabilities) => return Err(LoadError::RefusedDespiteCapabilities),
+            Err(e) => log::warn!(
+                "raw syscall tracepoints unavailable, using the per-call ones (costlier per syscall): {:#}",
+                anyhow::Error::new(e)
+            ),
+        }
+    }
+    for &name in SYSCALL_TRACEPOINTS {
+        attach(ebpf, "syscalls", name)?;
+    }
+    Ok(SyscallHooks::PerCall)
+}
+
+fn attach_btf(ebpf: &mut Ebpf) -> Result<(), LoadError> {
+    let btf = Btf::from_sys_fs().map_err(LoadError::Btf)?;
+    for &(tracepoint, name, _) in RAW_SYSCALL_TRACEPOINTS {
+        let program: &mut BtfTracePoint = ebpf
+            .program_mut(name)
+            .ok_or(LoadError::MissingProgram(name))?
+            .try_into()
+            .map_err(|source| LoadError::Program { name, source })?;
+        program.load(tracepoint, &btf).map_err(|source| refused_or(name, source))?;
+        program.attach().map_err(|source| LoadError::Attach { category: "tp_btf", name, source })?;
+    }
+    Ok(())
+}
+
+fn attach_raw(ebpf: &mut Ebpf) -> Result<(), LoadError> {
+    for &(tracepoint, _, name) in RAW_SYSCALL_TRACEPOINTS {
+        let program: &mut RawTracePoint = ebpf
+            .program_mut(name)
+            .ok_or(LoadError::MissingProgram(name))?
+            .try_into()
+            .map_err(|source| LoadError::Program { name, source })?;
+        program.load().map_err(|source| refused_or(name, source))?;
+        program.attach(tracepoint).map_err(|source| LoadError::Attach {
+            category: "raw_tp",
+            name,
+            source,
+        })?;
+    }
+    Ok(())
+}
+
+fn refused_or(name: &'static str, source: aya::programs::ProgramError) -> LoadError {
+    match &source {
+        aya::programs::ProgramError::SyscallError(e) if e.io_error.raw_os_error() == Some(libc::EPERM) => {
+            LoadError::RefusedDespiteCapabilities
+        }
+        _ => LoadError::Program { name, source },
+    }
 }
 
 fn take_map<T>(
@@ -166,12 +286,7 @@ fn attach(ebpf: &mut Ebpf, category: &'static str, name: &'static str) -> Result
         .ok_or(LoadError::MissingProgram(name))?
         .try_into()
         .map_err(|source| LoadError::Program { name, source })?;
-    program.load().map_err(|source| match &source {
-        aya::programs::ProgramError::SyscallError(e) if e.io_error.raw_os_error() == Some(libc::EPERM) => {
-            LoadError::RefusedDespiteCapabilities
-        }
-        _ => LoadError::Program { name, source },
-    })?;
+    program.load().map_err(|source| refused_or(name, source))?;
     program.attach(category, name).map_err(|source| LoadError::Attach { category, name, source })?;
     Ok(())
 }

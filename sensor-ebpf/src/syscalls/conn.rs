@@ -7,7 +7,7 @@ use aya_ebpf::{
 };
 use sensor_common::{ConnClose, ConnOpen, ConnState, conn_key, counter, family, kind, origin, proto, role};
 
-use super::{arg, remember, ret, take};
+use super::{SysArgs, remember, take, tracepoint_ret};
 use crate::{
     emit, filter,
     maps::{CONNS, Pending, count, next_conn_id, op},
@@ -17,51 +17,65 @@ const EINPROGRESS: i64 = 115;
 
 #[tracepoint]
 pub fn sys_enter_accept(ctx: TracePointContext) -> u32 {
-    enter_accept(&ctx)
+    enter_accept(&SysArgs::of_tracepoint(&ctx))
 }
 
 #[tracepoint]
 pub fn sys_enter_accept4(ctx: TracePointContext) -> u32 {
-    enter_accept(&ctx)
+    enter_accept(&SysArgs::of_tracepoint(&ctx))
 }
 
 #[tracepoint]
 pub fn sys_exit_accept(ctx: TracePointContext) -> u32 {
-    exit_accept(&ctx)
+    exit_accept(tracepoint_ret(&ctx))
 }
 
 #[tracepoint]
 pub fn sys_exit_accept4(ctx: TracePointContext) -> u32 {
-    exit_accept(&ctx)
+    exit_accept(tracepoint_ret(&ctx))
 }
 
 #[tracepoint]
 pub fn sys_enter_connect(ctx: TracePointContext) -> u32 {
+    enter_connect(&SysArgs::of_tracepoint(&ctx))
+}
+
+#[tracepoint]
+pub fn sys_exit_connect(ctx: TracePointContext) -> u32 {
+    exit_connect(tracepoint_ret(&ctx))
+}
+
+#[tracepoint]
+pub fn sys_enter_close(ctx: TracePointContext) -> u32 {
+    enter_close(&SysArgs::of_tracepoint(&ctx))
+}
+
+#[inline(always)]
+pub fn enter_connect(args: &SysArgs) -> u32 {
     let Some((pid_tgid, _)) = filter::traced() else {
         return 0;
     };
     let pending = Pending {
-        fd: arg(&ctx, 0) as i32,
+        fd: args.get(0) as i32,
         op: op::CONNECT,
         direction: 0,
         source: 0,
         vectored: 0,
-        ptr: arg(&ctx, 1),
+        ptr: args.get(1),
         count: 0,
     };
     remember(pid_tgid, &pending);
     0
 }
 
-#[tracepoint]
-pub fn sys_exit_connect(ctx: TracePointContext) -> u32 {
+#[inline(always)]
+pub fn exit_connect(rc: i64) -> u32 {
     let Some((pid_tgid, tgid)) = filter::traced() else {
         return 0;
     };
     let Some(pending) = take(pid_tgid, op::CONNECT) else {
         return 0;
     };
-    let rc = ret(&ctx);
     // Non-blocking connects return EINPROGRESS and complete later: the connection is real.
     if rc != 0 && rc != -EINPROGRESS {
         return 0;
@@ -72,12 +86,12 @@ pub fn sys_exit_connect(ctx: TracePointContext) -> u32 {
     0
 }
 
-#[tracepoint]
-pub fn sys_enter_close(ctx: TracePointContext) -> u32 {
+#[inline(always)]
+pub fn enter_close(args: &SysArgs) -> u32 {
     let Some((_, tgid)) = filter::traced() else {
         return 0;
     };
-    let fd = arg(&ctx, 0) as i32;
+    let fd = args.get(0) as i32;
     let key = conn_key(tgid, fd);
     // SAFETY: the value is copied out before the entry is removed.
     let Some(state) = (unsafe { CONNS.get(&key) }).copied() else {
@@ -99,31 +113,32 @@ pub fn sys_enter_close(ctx: TracePointContext) -> u32 {
     0
 }
 
-fn enter_accept(ctx: &TracePointContext) -> u32 {
+#[inline(always)]
+pub fn enter_accept(args: &SysArgs) -> u32 {
     let Some((pid_tgid, _)) = filter::traced() else {
         return 0;
     };
     let pending = Pending {
-        fd: arg(ctx, 0) as i32,
+        fd: args.get(0) as i32,
         op: op::ACCEPT,
         direction: 0,
         source: 0,
         vectored: 0,
-        ptr: arg(ctx, 1),
+        ptr: args.get(1),
         count: 0,
     };
     remember(pid_tgid, &pending);
     0
 }
 
-fn exit_accept(ctx: &TracePointContext) -> u32 {
+#[inline(always)]
+pub fn exit_accept(fd: i64) -> u32 {
     let Some((pid_tgid, tgid)) = filter::traced() else {
         return 0;
     };
     let Some(pending) = take(pid_tgid, op::ACCEPT) else {
         return 0;
     };
-    let fd = ret(ctx);
     if fd < 0 {
         return 0;
     }

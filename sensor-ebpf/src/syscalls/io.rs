@@ -1,6 +1,7 @@
 //! read/write and their vectored and socket variants: copy the bytes of tracked HTTP connections,
 //! and recognise HTTP on connections that predate the sensor.
 use aya_ebpf::{
+    EbpfContext,
     helpers::{bpf_ktime_get_ns, bpf_probe_read_user, generated},
     macros::tracepoint,
     programs::TracePointContext,
@@ -11,7 +12,7 @@ use sensor_common::{
     direction, kind, origin, proto, role, source,
 };
 
-use super::{arg, conn, remember, ret, take};
+use super::{SysArgs, conn, remember, take, tracepoint_ret};
 use crate::{
     classify, emit, filter,
     maps::{CONNS, Pending, SCRATCH, count, op},
@@ -24,12 +25,12 @@ macro_rules! io_tracepoints {
     ($enter:ident, $exit:ident, $dir:expr, $source:expr, $kind:ident) => {
         #[tracepoint]
         pub fn $enter(ctx: TracePointContext) -> u32 {
-            enter(&ctx, $dir, $source, Args::$kind)
+            enter(&SysArgs::of_tracepoint(&ctx), $dir, $source, Args::$kind)
         }
 
         #[tracepoint]
         pub fn $exit(ctx: TracePointContext) -> u32 {
-            exit(&ctx)
+            exit(&ctx, tracepoint_ret(&ctx))
         }
     };
 }
@@ -45,7 +46,7 @@ io_tracepoints!(sys_enter_sendmsg, sys_exit_sendmsg, direction::EGRESS, source::
 
 /// How a syscall passes its buffer: `(fd, buf, len)`, `(fd, iov, iovcnt)` or `(fd, msghdr, ..)`.
 #[derive(Clone, Copy)]
-enum Args {
+pub enum Args {
     Buffer,
     Iovec,
     Msghdr,
@@ -58,30 +59,30 @@ enum Args {
 const MSG_PEEK: u64 = 2;
 
 #[inline(always)]
-fn enter(ctx: &TracePointContext, dir: u8, src: u8, args: Args) -> u32 {
+pub fn enter(sys: &SysArgs, dir: u8, src: u8, args: Args) -> u32 {
     let Some((pid_tgid, _)) = filter::traced() else {
         return 0;
     };
-    let fd = arg(ctx, 0) as i32;
+    let fd = sys.get(0) as i32;
     if fd < 0 {
         return 0;
     }
     // A peek does not consume: the same bytes come again in the next read (nginx peeks one byte
     // to tell TLS from plaintext).
     let peek = match args {
-        Args::Received => arg(ctx, 3) & MSG_PEEK != 0,
-        Args::ReceivedMsg => arg(ctx, 2) & MSG_PEEK != 0,
+        Args::Received => sys.get(3) & MSG_PEEK != 0,
+        Args::ReceivedMsg => sys.get(2) & MSG_PEEK != 0,
         _ => false,
     };
     if peek {
         return 0;
     }
     let (ptr, count, vectored) = match args {
-        Args::Buffer | Args::Received => (arg(ctx, 1), arg(ctx, 2), 0),
-        Args::Iovec => (arg(ctx, 1), arg(ctx, 2), 1),
+        Args::Buffer | Args::Received => (sys.get(1), sys.get(2), 0),
+        Args::Iovec => (sys.get(1), sys.get(2), 1),
         Args::Msghdr | Args::ReceivedMsg => {
             // struct msghdr: name, namelen, iov at 16, iovlen at 24.
-            let msg = arg(ctx, 1);
+            let msg = sys.get(1);
             // SAFETY: user memory read through the checked helper.
             let Ok(m) = (unsafe { bpf_probe_read_user::<[u64; 4]>(msg as *const [u64; 4]) }) else {
                 return 0;
@@ -95,14 +96,13 @@ fn enter(ctx: &TracePointContext, dir: u8, src: u8, args: Args) -> u32 {
 }
 
 #[inline(always)]
-fn exit(ctx: &TracePointContext) -> u32 {
+pub fn exit<C: EbpfContext>(ctx: &C, rc: i64) -> u32 {
     let Some((pid_tgid, tgid)) = filter::traced() else {
         return 0;
     };
     let Some(p) = take(pid_tgid, op::IO) else {
         return 0;
     };
-    let rc = ret(ctx);
     if rc <= 0 {
         if p.direction == direction::EGRESS {
             rustls::on_failed_write(pid_tgid);
@@ -164,7 +164,7 @@ fn exit(ctx: &TracePointContext) -> u32 {
 /// (node's memory BIOs, rustls): remember which TLS socket this thread just used, to tie the
 /// next library call to it, and flush what rustls was handed to write.
 #[inline(always)]
-fn ciphertext(ctx: &TracePointContext, pid_tgid: u64, tgid: u32, p: &Pending, len: u64) {
+fn ciphertext<C: EbpfContext>(ctx: &C, pid_tgid: u64, tgid: u32, p: &Pending, len: u64) {
     tls::note_ciphertext_fd(pid_tgid, p.fd, p.direction);
     if p.direction == direction::EGRESS {
         rustls::on_ciphertext_write(ctx, pid_tgid, tgid, p, len);
