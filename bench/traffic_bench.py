@@ -208,9 +208,10 @@ http {{
 
 
 class Agent:
-    def __init__(self, agent, args):
+    def __init__(self, agent, args, env=None):
         self.cmd = [agent, *args]
-        self.proc = subprocess.Popen(self.cmd, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True)
+        self.proc = subprocess.Popen(self.cmd, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True,
+                                     env={**os.environ, **(env or {})})
         self.lines = []
         ready = threading.Event()
 
@@ -229,6 +230,10 @@ class Agent:
     @property
     def pid(self):
         return self.proc.pid
+
+    def capturing(self):
+        """The agent's `capturing:` line (it names the syscall hooks in use)."""
+        return next((ln for ln in self.lines if "capturing" in ln), "")
 
     def stop(self):
         self.proc.send_signal(signal.SIGINT)
@@ -614,8 +619,24 @@ def one_run(mode, case, ctx):
             return wrk(url, threads, conns, ctx["secs"], script)
         finally:
             fl.stop()
+    if mode == "hooks":
+        return hooks_run(case, ctx)
     binary = ctx["baseline"] if mode == "baseline-file" else ctx["agent"]
     return sensor_run(binary, mode, case, ctx)
+
+
+def hooks_run(case, ctx):
+    """The agent's own programs on every hook, following a port nothing uses: each connection's
+    first bytes reach the agent, which then mutes it in the kernel. What the hooks cost a service
+    the sensor does not follow (and the floor of what it costs one it follows)."""
+    proto, body, threads, conns, url = case
+    a = Agent(ctx["agent"], ["run", "--output", "/dev/null", "--port", str(ctx["unused_port"]),
+                             "--state-dir", os.path.join(ctx["tmp"], "state-hooks")])
+    try:
+        time.sleep(1)
+        return wrk(url, threads, conns, ctx["secs"], ctx["script"] if body != "tiny" else None)
+    finally:
+        a.stop()
 
 
 def live_profile(ctx, case):
@@ -686,7 +707,8 @@ def case_name(case):
 
 def summary_table(cases, modes, results):
     base = "baseline-file" in modes
-    head = ("| protocol | body | load | off req/s | floor/off | file/off | file/floor | devnull/off | devnull/floor | "
+    head = ("| protocol | body | load | off req/s | floor/off | hooks/off | file/off | file/floor | devnull/off | "
+            "devnull/floor | "
             + ("baseline-file/off | baseline-file/floor | " if base else "")
             + "file µs/exchange | devnull µs/exchange | file RSS MiB (VmHWM) | "
               "file server lines / wrk requests, per run | target |")
@@ -695,7 +717,8 @@ def summary_table(cases, modes, results):
     for case in cases:
         fr = results[(case, "file")]
         off = med([r["rps"] for r in results[(case, "off")]])
-        cells = [f"{off:,.0f}", f"{ratio(results, case, 'floor', 'off'):.3f}"]
+        cells = [f"{off:,.0f}", f"{ratio(results, case, 'floor', 'off'):.3f}",
+                 f"{ratio(results, case, 'hooks', 'off'):.3f}"]
         for mode in ("file", "devnull") + (("baseline-file",) if base else ()):
             cells += [f"{ratio(results, case, mode, 'off'):.3f}", f"{ratio(results, case, mode, 'floor'):.3f}"]
         cells += [f"{med([r['us_per_exchange'] for r in fr]):.1f}",
@@ -734,8 +757,9 @@ def part_overhead(agent, tmp, quick):
     ng = Nginx(tmp, port, tls_port)
     libssl = linked_libssl("nginx")
     baseline = os.environ.get("APISENSE_BENCH_BASELINE")
-    modes = ["off", "floor", "file", "devnull"] + (["baseline-file"] if baseline else [])
+    modes = ["off", "floor", "hooks", "file", "devnull"] + (["baseline-file"] if baseline else [])
     ctx = {"agent": agent, "baseline": baseline, "tmp": tmp, "port": port, "tls_port": tls_port,
+           "unused_port": free_port(),
            "secs": 3 if quick else 10, "script": rotate_script(tmp), "floor": floor_script(tmp, libssl)}
     cases = list(overhead_cases(port, tls_port, quick))
     rounds, results = 3, {}
@@ -752,10 +776,14 @@ def part_overhead(agent, tmp, quick):
     probes = ctx["floor"][1]
     body = summary_table(cases, modes, results)
     body += ["", f"Ratios are of median requests/s over {rounds} rounds (modes alternating, order rotated each "
-             f"round); `floor` is bpftrace with empty programs on the agent's {probes} hooks "
-             f"({len(apisense_tracepoints())} tracepoints read from `sensor-agent/src/capture/loader.rs`"
+             f"round); `floor` is bpftrace with empty programs on {probes} hooks "
+             f"(the {len(apisense_tracepoints())} per-call tracepoints read from `sensor-agent/src/capture/loader.rs`"
              + (f", uprobes and uretprobes on {', '.join(SSL_SYMBOLS)} in `{libssl}`)" if libssl else ")")
-             + ". µs/exchange: agent CPU (utime + stime, wrk window + 1 s drain) per server-side exchange "
+             + ". Debian's bpftrace (0.17) cannot attach raw tracepoints, so this floor is of the per-call "
+             "syscall tracepoints, which cost more than the BTF raw tracepoints apisense attaches on x86-64; "
+             "`hooks` is apisense's own programs on every hook, following a port nothing uses (each "
+             "connection's first bytes reach the agent, which mutes it): the kernel-side cost to a service "
+             "the sensor does not follow. µs/exchange: agent CPU (utime + stime, wrk window + 1 s drain) per server-side exchange "
              "(file: lines counted; devnull: exchanges_written / 2).",
              "Targets (issue 16): throughput on/off >= 0.90 plaintext tiny -t1 -c16 with no exchange lost; "
              ">= 0.85 with 1-4 KB bodies; TLS >= 0.90 of the bare-uprobe floor.",
@@ -765,6 +793,78 @@ def part_overhead(agent, tmp, quick):
              "harness smoke test: `cargo xtask bench overhead --quick`)."]
     return "\n".join(body)
 
+
+
+# ---------------------------------------------------------------- hooks
+
+
+HOOK_FAMILIES = [("per-call syscall tracepoints", "tracepoints"), ("raw tracepoints", "raw"),
+                 ("BTF raw tracepoints (default on x86-64)", None)]
+
+
+def with_hooks(agent, tmp, family, fn):
+    """Runs fn() with the agent attached by `family` (APISENSE_SYSCALL_HOOKS), following a port
+    nothing uses, so its programs run on every syscall and copy nothing after first bytes."""
+    env = {"APISENSE_SYSCALL_HOOKS": family} if family else {}
+    a = Agent(agent, ["run", "--output", "/dev/null", "--port", str(free_port()),
+                      "--state-dir", os.path.join(tmp, "state-hooks")], env)
+    try:
+        want = {"tracepoints": "(syscalls: per-call", "raw": "(syscalls: raw", None: "(syscalls: BTF"}[family]
+        if want not in a.capturing():
+            raise SystemExit(f"the agent did not attach the hooks asked for ({want}): {a.capturing()}")
+        time.sleep(1)
+        return fn()
+    finally:
+        a.stop()
+
+
+def part_hooks(agent, tmp, quick):
+    """What the syscall hooks cost, per hook family: CPU per syscall of a caller (bench/syscall_cost.c)
+    and the throughput of a saturated nginx the sensor does not follow."""
+    cc = shutil.which("cc") or shutil.which("gcc")
+    if not cc:
+        raise SystemExit("a C compiler (cc) is needed for bench/syscall_cost.c")
+    exe = os.path.join(tmp, "syscall_cost")
+    subprocess.run([cc, "-O2", "-o", exe, os.path.join(REPO, "bench", "syscall_cost.c")], check=True)
+    port = free_port()
+    ng = Nginx(tmp, port)
+    url = f"http://127.0.0.1:{port}/api/items"
+    secs = 3 if quick else 8
+    rounds = 3
+    modes = [("off", None)] + [(name, fam or "btf") for name, fam in HOOK_FAMILIES]
+    cost, rps = {}, {}
+
+    def measure():
+        c = json.loads(subprocess.run([exe], capture_output=True, text=True, check=True).stdout)
+        return c, wrk(url, 1, 16, secs)["rps"]
+
+    try:
+        for rnd in range(rounds):
+            for name, fam in rotated(modes, rnd):
+                log(f"round {rnd + 1}/{rounds} hooks: {name}")
+                if fam is None:
+                    c, r = measure()
+                else:
+                    c, r = with_hooks(agent, tmp, None if fam == "btf" else fam, measure)
+                cost.setdefault(name, []).append(c)
+                rps.setdefault(name, []).append(r)
+    finally:
+        ng.stop()
+    off_rps = med(rps["off"])
+    rows = ["| hooks | write(/dev/null) ns | getppid ns | socketpair write+read ns per call | "
+            "nginx req/s (wrk -t1 -c16, not followed) | ratio to off |",
+            "| --- | ---: | ---: | ---: | ---: | ---: |"]
+    for name, _ in modes:
+        c = cost[name]
+        rows.append(f"| {name} | {med([x['write_devnull'] for x in c]):.0f} | {med([x['getppid'] for x in c]):.0f} | "
+                    f"{med([x['socketpair'] for x in c]):.0f} | {med(rps[name]):,.0f} | {med(rps[name]) / off_rps:.3f} |")
+    rows += ["", f"Medians of {rounds} rounds, modes alternating (order rotated each round). ns: the calling "
+             "process's CPU time per syscall, best of 5 loops of 10^6 calls (bench/syscall_cost.c). The agent "
+             "follows a port nothing uses: its programs run on every hooked syscall, and each connection's "
+             "first bytes reach it before it mutes the connection in the kernel. A followed syscall (write, "
+             "read) pays the program's work; one the sensor does not follow (getppid) pays the hook's "
+             "dispatch: a bitmap test for the per-call tracepoints, two program invocations for the raw ones."]
+    return "\n".join(rows)
 
 
 # ---------------------------------------------------------------- fidelity
@@ -1001,7 +1101,7 @@ def part_peers(agent, tmp, quick):
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("part", choices=["pipeline", "overhead", "fidelity", "memory", "peers", "_hold"])
+    ap.add_argument("part", choices=["pipeline", "overhead", "hooks", "fidelity", "memory", "peers", "_hold"])
     ap.add_argument("--agent")
     ap.add_argument("--out-md")
     ap.add_argument("--quick", action="store_true")
@@ -1017,7 +1117,7 @@ def main():
             raise SystemExit(f"{tool} not found (apt-get install nginx wrk curl openssl)")
     tmp = tempfile.mkdtemp(prefix=f"apisense-bench-{args.part}-")
     try:
-        fn = {"pipeline": part_pipeline, "overhead": part_overhead, "fidelity": part_fidelity,
+        fn = {"pipeline": part_pipeline, "overhead": part_overhead, "hooks": part_hooks, "fidelity": part_fidelity,
               "memory": part_memory, "peers": part_peers}[args.part]
         body = fn(args.agent, tmp, args.quick)
     finally:

@@ -8,7 +8,7 @@
 //!   into a virtual environment (`$APISENSE_BENCH_VENV`, default `~/.cache/apisense/bench-venv`);
 //! - `inventory`: shadow-endpoint labeling against the Open Banking specs of
 //!   `../shared/testdata/openapi/obie`, per deployment shape (`sensor-agent/examples/inventory_bench/`);
-//! - `pipeline`, `overhead`, `fidelity`, `memory`: the real agent (release build, with eBPF) on
+//! - `pipeline`, `overhead`, `hooks`, `fidelity`, `memory`: the real agent (release build, with eBPF) on
 //!   live loopback traffic (nginx, wrk, curl, python), driven by `bench/traffic_bench.py` (root).
 //!   `--quick` (or `APISENSE_BENCH_QUICK=1`) shortens the runs, for trying the harness: their
 //!   results are printed and BENCHMARKS.md is left alone.
@@ -22,10 +22,11 @@ use anyhow::{Context as _, bail};
 
 use crate::setup::workspace_root;
 
-const PARTS: [&str; 7] = ["detect", "inventory", "pipeline", "overhead", "fidelity", "memory", "peers"];
+const PARTS: [&str; 8] =
+    ["detect", "inventory", "pipeline", "overhead", "hooks", "fidelity", "memory", "peers"];
 
 /// The parts that run the live agent (`bench/traffic_bench.py`).
-const LIVE: [&str; 5] = ["pipeline", "overhead", "fidelity", "memory", "peers"];
+const LIVE: [&str; 6] = ["pipeline", "overhead", "hooks", "fidelity", "memory", "peers"];
 
 /// Peer versions measured (pinned so that reruns compare like with like).
 const PEERS: [&str; 2] = ["presidio-analyzer==2.2.366", "detect-secrets==1.5.0"];
@@ -114,6 +115,16 @@ with a card and an IBAN. The agent stops on SIGINT.
 and peak RSS of that run from `wait4` rusage. Events and exchanges come from the replay's \
 `replayed: {...}` line. Per-core rates divide by CPU seconds (the replay is single-threaded).";
 
+const HOOKS_ABOUT: &str = "\
+What is measured: the kernel-side cost of the sensor's syscall hooks, per hook family \
+(`bench/traffic_bench.py hooks`): the CPU time per syscall of a process making followed and \
+unfollowed syscalls (`bench/syscall_cost.c`, built with cc), and the throughput of a saturated \
+nginx (1 process, keep-alive, 66-byte JSON, `wrk -t1 -c16`) that the agent does not follow. The \
+agent runs with `APISENSE_SYSCALL_HOOKS=tracepoints` (one `syscalls:sys_*` tracepoint per call), \
+`=raw` (raw tracepoints on sys_enter/sys_exit) and unset (BTF raw tracepoints, the default on \
+x86-64), `--output /dev/null --port UNUSED`; `off` is no agent.
+";
+
 const OVERHEAD_ABOUT: &str = "\
 What is measured: what the running sensor costs a busy server, against no sensor and against the \
 bare cost of its hooks (`bench/traffic_bench.py overhead`, issue 16).
@@ -126,10 +137,13 @@ GB82WEST12345698765432), a wrk Lua script cycling over them and sending `Accept-
 for three of the six (nginx `gzip on`, `gzip_min_length 512`).
 - Loads: `wrk -t1 -c16` and `wrk -t2 -c64`, 10 s per run, `--latency`.
 - Modes, alternating, the order rotated each round, 3 rounds, medians: `off` (no sensor); `floor` \
-(bpftrace with empty programs on exactly the hooks the agent attaches: the syscall and sched \
-tracepoints listed in `sensor-agent/src/capture/loader.rs`, read from that source at run time, and \
-for TLS uprobes and uretprobes on `SSL_read`, `SSL_write`, `SSL_read_ex`, `SSL_write_ex` in the \
-libssl nginx links (ldd); wrk starts once bpftrace holds every probe); `file` (`apisense run \
+(bpftrace with empty programs on the per-call syscall tracepoints and the sched tracepoints \
+listed in `sensor-agent/src/capture/loader.rs`, read from that source at run time, and for TLS \
+uprobes and uretprobes on `SSL_read`, `SSL_write`, `SSL_read_ex`, `SSL_write_ex` in the libssl \
+nginx links (ldd); wrk starts once bpftrace holds every probe. Debian's bpftrace 0.17 cannot \
+attach raw tracepoints, and on x86-64 the agent hooks syscalls with BTF raw tracepoints, which \
+cost less than this floor); `hooks` (the agent's own programs on all its hooks, following a port \
+nothing uses: the kernel-side cost to a service it does not follow); `file` (`apisense run \
 --output FILE --port PLAIN --port TLS`, default config: detection, inventory, analytics); \
 `devnull` (the same with `--output /dev/null`); `baseline-file` when `APISENSE_BENCH_BASELINE` \
 names another apisense binary (same arguments as `file`: a before/after in the same run). The \
@@ -188,6 +202,7 @@ fn live_about(part: &str) -> (&'static str, &'static str) {
     match part {
         "pipeline" => ("pipeline: userspace throughput on a real recording", PIPELINE_ABOUT),
         "overhead" => ("overhead: cost of the sensor to a busy nginx (plaintext and TLS)", OVERHEAD_ABOUT),
+        "hooks" => ("hooks: what the syscall hooks cost, per hook family", HOOKS_ABOUT),
         "fidelity" => ("fidelity: exchanges reported vs requests served as load rises", FIDELITY_ABOUT),
         "peers" => ("peers: CPU per exchange, apisense vs tshark on the same traffic", PEERS_ABOUT),
         _ => ("memory: agent RSS per held keep-alive connection", MEMORY_ABOUT),
