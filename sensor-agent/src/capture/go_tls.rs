@@ -77,7 +77,7 @@ impl GoTlsError {
 
 /// Whether `elf` is a Go program: Go's linker writes `.go.buildinfo`, starting with its magic.
 #[must_use]
-pub fn is_go(elf: &object::File<'_>) -> bool {
+pub fn is_go<'d, R: object::ReadRef<'d>>(elf: &object::File<'d, R>) -> bool {
     elf.section_by_name(".go.buildinfo")
         .and_then(|s| s.data().ok())
         .is_some_and(|d| d.starts_with(BUILDINFO_MAGIC))
@@ -85,7 +85,9 @@ pub fn is_go(elf: &object::File<'_>) -> bool {
 
 /// Probe points of a Go program's TLS; `None` when `elf` is not a Go program using `crypto/tls`.
 #[must_use]
-pub fn probe_points(elf: &object::File<'_>) -> Option<Result<Vec<GoFunction>, GoTlsError>> {
+pub fn probe_points<'d, R: object::ReadRef<'d>>(
+    elf: &object::File<'d, R>,
+) -> Option<Result<Vec<GoFunction>, GoTlsError>> {
     if !is_go(elf) {
         return None;
     }
@@ -112,7 +114,9 @@ pub fn probe_points(elf: &object::File<'_>) -> Option<Result<Vec<GoFunction>, Go
 /// `[start, end)` of each of [`FUNCTIONS`]; `None` when the program has no `crypto/tls` at all.
 type Ranges = [Option<(u64, u64)>; 2];
 
-fn function_ranges(elf: &object::File<'_>) -> Result<Option<Ranges>, GoTlsError> {
+fn function_ranges<'d, R: object::ReadRef<'d>>(
+    elf: &object::File<'d, R>,
+) -> Result<Option<Ranges>, GoTlsError> {
     let mut found: Ranges = [None; 2];
     let mut tls_package = false;
     let mut from_symbols = false;
@@ -145,8 +149,8 @@ fn function_ranges(elf: &object::File<'_>) -> Result<Option<Ranges>, GoTlsError>
 }
 
 /// File offsets of the function at `[start, end)`: its entry and each RET.
-fn locate(
-    elf: &object::File<'_>,
+fn locate<'d, R: object::ReadRef<'d>>(
+    elf: &object::File<'d, R>,
     name: &'static str,
     entry_program: &'static str,
     start: u64,

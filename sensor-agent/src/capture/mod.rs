@@ -6,6 +6,7 @@
 //! Counts: decode errors, orphan data, filtered connections, kernel-side losses.
 pub mod container;
 pub mod decode;
+pub mod elf_read;
 pub mod enrich;
 pub mod event;
 pub mod go_tls;

@@ -108,7 +108,9 @@ impl RustlsError {
 /// Probe points of the rustls in `elf`; `None` when its symbol table names no rustls at all
 /// (no rustls, or no symbol table: then [`super::visibility`] tells from its data).
 #[must_use]
-pub fn probe_points(elf: &object::File<'_>) -> Option<Result<Vec<ProbePoint>, RustlsError>> {
+pub fn probe_points<'d, R: object::ReadRef<'d>>(
+    elf: &object::File<'d, R>,
+) -> Option<Result<Vec<ProbePoint>, RustlsError>> {
     let crate_name = memmem::Finder::new(b"rustls");
     let mut linked = false;
     let mut points: Vec<ProbePoint> = Vec::new();

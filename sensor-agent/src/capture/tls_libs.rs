@@ -19,6 +19,7 @@ use aya::{Ebpf, programs::UProbe};
 use object::{Object as _, ObjectSection as _, ObjectSymbol as _};
 
 use super::{
+    elf_read::ElfRead,
     go_tls,
     loader::LoadError,
     procinfo, rustls_symbols,
@@ -489,9 +490,8 @@ enum Found {
 /// Exported TLS library functions (entry and uretprobe at each), else rustls's plaintext
 /// functions (the same), else a Go program's `crypto/tls` (entry, and a plain uprobe at each RET).
 fn plan(file: &fs::File) -> anyhow::Result<Found> {
-    // SAFETY: as in `probe_points`.
-    let map = unsafe { memmap2::Mmap::map(file)? };
-    let elf = object::File::parse(&*map)?;
+    let read = ElfRead::new(file)?;
+    let elf = object::File::parse(&read)?;
     let points = exported_points(&elf);
     if !points.is_empty() {
         let attachments = points
@@ -571,9 +571,8 @@ fn detach(ebpf: &mut Ebpf, links: Links) {
 /// of seconds. The price: a Go client's TLS in the first milliseconds of its first run.
 fn is_go_program(path: &Path) -> bool {
     let Ok(file) = fs::File::open(path) else { return false };
-    // SAFETY: read-only private map of an installed program (replaced by rename, not in place).
-    let Ok(map) = (unsafe { memmap2::Mmap::map(&file) }) else { return false };
-    object::File::parse(&*map).is_ok_and(|elf| go_tls::is_go(&elf))
+    let Ok(read) = ElfRead::new(&file) else { return false };
+    object::File::parse(&read).is_ok_and(|elf| go_tls::is_go(&elf))
 }
 
 /// TLS libraries apisense probes, by the name of their shared object.
@@ -640,16 +639,13 @@ pub(crate) struct ProbePoint {
 /// its TLS before the probes were in. The map touches only the pages the symbol tables live in
 /// and leaves the agent's heap alone.
 pub(crate) fn probe_points(file: &fs::File) -> anyhow::Result<Vec<ProbePoint>> {
-    // SAFETY: a read-only private map. A file truncated while mapped would fault on access;
-    // binaries and libraries in use are not rewritten in place (installers replace them by
-    // rename, which leaves this inode intact).
-    let map = unsafe { memmap2::Mmap::map(file)? };
-    let elf = object::File::parse(&*map)?;
+    let read = ElfRead::new(file)?;
+    let elf = object::File::parse(&read)?;
     Ok(exported_points(&elf))
 }
 
 /// The SSL functions `elf` exports, sorted by name.
-fn exported_points(elf: &object::File<'_>) -> Vec<ProbePoint> {
+fn exported_points<'d, R: object::ReadRef<'d>>(elf: &object::File<'d, R>) -> Vec<ProbePoint> {
     let mut found: Vec<ProbePoint> = Vec::new();
     for sym in elf.dynamic_symbols() {
         if sym.is_undefined() || !sym.is_definition() {

@@ -18,7 +18,9 @@ use aho_corasick::AhoCorasick;
 use serde::Serialize;
 
 use super::{
-    container, go_tls, procinfo, rustls_symbols,
+    container,
+    elf_read::ElfRead,
+    go_tls, procinfo, rustls_symbols,
     tls_libs::{TlsLibrary, probe_points},
 };
 
@@ -107,9 +109,8 @@ const MAX_MARKER_BYTES: usize = 64 << 20;
 #[must_use]
 pub fn classify_file(file: &fs::File) -> Option<Blind> {
     use object::{Object as _, ObjectSection as _};
-    // SAFETY: read-only private map of an executable in use (not rewritten in place).
-    let map = unsafe { memmap2::Mmap::map(file) }.ok()?;
-    let Ok(elf) = object::File::parse(&*map) else { return None };
+    let read = ElfRead::new(file).ok()?;
+    let Ok(elf) = object::File::parse(&read) else { return None };
     // rustls named in the symbol table: probed, or reported with the reason, by the attacher.
     if rustls_symbols::probe_points(&elf).is_some() {
         return None;
@@ -122,7 +123,7 @@ pub fn classify_file(file: &fs::File) -> Option<Blind> {
             let (start, size) = s.file_range()?;
             let len = usize::try_from(size).ok()?.min(budget);
             budget -= len;
-            map.get(usize::try_from(start).ok()?..)?.get(..len)
+            object::ReadRef::read_bytes_at(&read, start, len as u64).ok()
         })
         .collect();
     classify_executable(&parts)
@@ -332,9 +333,8 @@ impl Scanner {
         let file = fs::File::open(path).ok()?;
         let meta = file.metadata().ok()?;
         *self.compiled.entry((meta.dev(), meta.ino())).or_insert_with(|| {
-            // SAFETY: read-only private map of an executable in use (not rewritten in place).
-            let map = unsafe { memmap2::Mmap::map(&file) }.ok()?;
-            let elf = object::File::parse(&*map).ok()?;
+            let read = ElfRead::new(&file).ok()?;
+            let elf = object::File::parse(&read).ok()?;
             if let Some(found) = rustls_symbols::probe_points(&elf) {
                 return Some((RUSTLS, found.map(|_| ()).map_err(|e| e.reason())));
             }
@@ -406,9 +406,8 @@ fn libcrypto_beside(pid: u32, libssl: &str) -> Option<String> {
 /// distinct ones (two rustls versions linked in) are joined.
 fn version_in_file(stack: VersionedStack, file: &fs::File) -> Option<String> {
     use object::{Object as _, ObjectSection as _};
-    // SAFETY: read-only private map of a library or program in use (not rewritten in place).
-    let map = unsafe { memmap2::Mmap::map(file) }.ok()?;
-    let elf = object::File::parse(&*map).ok()?;
+    let read = ElfRead::new(file).ok()?;
+    let elf = object::File::parse(&read).ok()?;
     let sections: &[&str] = if stack == VersionedStack::Go { &[".go.buildinfo"] } else { &[".rodata"] };
     let parts: Vec<&[u8]> = elf
         .sections()
