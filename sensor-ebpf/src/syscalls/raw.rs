@@ -85,8 +85,13 @@ struct PtRegs {
     r12: u64,
     bp: u64,
     bx: u64,
+    r11: u64,
+    /// From byte 56 ([`REGS_FROM`]) on.
     regs: Regs,
 }
+
+const _: () = assert!(core::mem::offset_of!(PtRegs, regs) == REGS_FROM as usize);
+const _: () = assert!(REGS_FROM as usize + core::mem::offset_of!(Regs, orig_ax) == ORIG_AX as usize);
 
 /// The BTF-typed form of `sys_enter` (tp_btf): the saved registers are read with plain loads
 /// instead of a helper call per syscall. Preferred where the kernel has BTF (it always does for
