@@ -6,3 +6,4 @@ pub mod line;
 pub mod metrics;
 pub mod otlp;
 pub mod record;
+pub mod timestamp;
