@@ -20,6 +20,9 @@ use super::resync::{Input, Seek, Spill};
 use super::{Limits, StreamSide};
 use crate::reassembly::Segment;
 
+/// Bytes reserved for a head when its start line arrives (most heads are shorter).
+const HEAD_RESERVE: usize = 512;
+
 #[derive(Debug)]
 struct HeadBuf {
     spill: Spill,
@@ -323,6 +326,12 @@ impl StreamParser {
             self.head_too_large(ts, room, last, ctx);
             return (room, Vec::new());
         };
+        if h.spill.len() == 0 {
+            // The start line is the first piece of the head; the rest usually follows in the
+            // same segment. Room for both at once, instead of growing the buffer piece by
+            // piece, within a small bound: the capacity is not counted as held.
+            h.spill.reserve(input.len().min(room).min(HEAD_RESERVE));
+        }
         h.spill.push(ts, input.get(..=i).unwrap_or_default());
         let used = i + 1;
         if !end_of_head {

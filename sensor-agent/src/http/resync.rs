@@ -201,6 +201,10 @@ impl Spill {
         self.buf.len()
     }
 
+    pub(crate) fn reserve(&mut self, additional: usize) {
+        self.buf.reserve(additional);
+    }
+
     /// The bytes from `skip` on, cut back into timestamped pieces for replay.
     pub(crate) fn into_pieces(self, skip: usize) -> Vec<Input> {
         let all = Bytes::from(self.buf);
