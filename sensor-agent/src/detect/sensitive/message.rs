@@ -257,6 +257,15 @@ pub(crate) fn scan_message(col: &mut Collector<'_>, msg: &MessageView<'_>) {
     for (name, value) in msg.headers.iter().take(MAX_HEADERS) {
         let lname = lowercase(name, &mut lower_buf);
         let lname: &str = &lname;
+        let credential = matches!(lname, "authorization" | "proxy-authorization" | "cookie" | "set-cookie");
+        if !credential {
+            if lname == "content-type" && content_type.is_none() {
+                content_type = Some(String::from_utf8_lossy(value).to_ascii_lowercase());
+            }
+            if !aws && col.quiet_header(lname, value) {
+                continue;
+            }
+        }
         set_loc(col, &[side, ".header:"]);
         push_name(&mut col.loc, lname.as_bytes());
         match lname {
@@ -264,10 +273,11 @@ pub(crate) fn scan_message(col: &mut Collector<'_>, msg: &MessageView<'_>) {
             "cookie" => cookies(col, value, false),
             "set-cookie" => cookies(col, value, true),
             _ => {
-                if lname == "content-type" && content_type.is_none() {
-                    content_type = Some(String::from_utf8_lossy(value).to_ascii_lowercase());
-                }
+                let (aws_before, made) = (aws, col.hits_made);
                 scan_leaf(col, value, &Name::new(lname.as_bytes()), true, true, &mut aws);
+                if !aws_before && col.hits_made == made {
+                    col.remember_quiet_header(lname, value);
+                }
             }
         }
     }
