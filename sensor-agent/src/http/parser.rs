@@ -336,6 +336,26 @@ impl StreamParser {
         let used = i + 1;
         if !end_of_head {
             h.first_line_checked = true;
+            // Most heads arrive whole. When the rest of this one is in `input` and the head
+            // parses, its start line is valid too (httparse reads it the same way), so it is
+            // not parsed on its own first; the outcome is the one the next step would reach.
+            let first_len = h.spill.len();
+            let rest = input.get(used..).unwrap_or_default();
+            let room_rest = self.limits.max_head_bytes.saturating_sub(first_len);
+            let mut blank = h.blank;
+            if let Some((k, true)) = find_head_event(rest.get(..room_rest).unwrap_or(rest), &mut blank, true)
+            {
+                h.spill.push(ts, rest.get(..=k).unwrap_or_default());
+                if let HeadParse::Complete { head, len } = head::parse_head(self.side, &h.spill.buf) {
+                    let start_ns = h.start_ns;
+                    let spill = std::mem::take(&mut h.spill);
+                    self.state = State::Idle;
+                    self.on_head(head, start_ns, ts, ctx);
+                    return (used + k + 1, spill.into_pieces(len));
+                }
+                // Not a whole valid head: the start line is decided alone, as before.
+                h.spill.truncate(first_len);
+            }
             if head::start_line_valid(self.side, &h.spill.buf) {
                 return (used, Vec::new());
             }
