@@ -4,6 +4,7 @@
 //! In: ring-buffer records. Out: [`Event`]s, in ring order, where a connection's `Open` always
 //! precedes its data and only connections that carried bytes and pass the filter are announced.
 //! Counts: decode errors, orphan data, filtered connections, kernel-side losses.
+pub mod addr;
 pub mod container;
 pub mod decode;
 pub mod elf_read;

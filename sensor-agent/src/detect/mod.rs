@@ -34,7 +34,7 @@ use self::{
     },
 };
 use crate::{
-    capture::{Role, pods::PodInfo},
+    capture::{Role, addr, pods::PodInfo},
     http::{
         Body, Headers,
         decoding::{self, DecodeLimits},
@@ -167,7 +167,7 @@ impl Detect {
         let host = host_of(&request.headers, meta);
         let (server_port, pod) = server_of(meta, pod);
         let client = match meta.role {
-            Role::Server => meta.remote.map(|a| a.ip().to_string()).unwrap_or_default(),
+            Role::Server => meta.remote.map(|a| addr::ip_text(a.ip())).unwrap_or_default(),
             Role::Client => meta.comm.clone(),
         };
         let peer_kind = if meta.role == Role::Server { IdentityKind::Peer } else { IdentityKind::Process };
@@ -370,7 +370,7 @@ fn host_of(headers: &Headers, meta: &crate::capture::ConnMeta) -> String {
         Role::Server => meta.local,
         Role::Client => meta.remote,
     };
-    server.map(|a| a.to_string()).unwrap_or_default()
+    server.map(|a| addr::socket_text(&a)).unwrap_or_default()
 }
 
 /// The server's socket port and, when the agent knows it, its pod (a client's pod is not its

@@ -6,7 +6,7 @@ use std::{
     os::unix::fs::OpenOptionsExt,
 };
 
-use super::{batch::BatchReceiver, record::ExchangeRecord};
+use super::{batch::BatchReceiver, line, record::ExchangeRecord};
 use crate::config::Output;
 
 /// Lines are written in chunks this large (or at each flush): at 100k exchanges/s, the default
@@ -15,6 +15,8 @@ const WRITE_BUFFER: usize = 256 << 10;
 
 pub struct JsonlWriter {
     out: BufWriter<Box<dyn Write + Send>>,
+    /// One record's lines, reused: built whole, then written in one call.
+    line: Vec<u8>,
     pub written: u64,
 }
 
@@ -32,17 +34,19 @@ impl JsonlWriter {
                     .open(path)?,
             ),
         };
-        Ok(JsonlWriter { out: BufWriter::with_capacity(WRITE_BUFFER, out), written: 0 })
+        Ok(JsonlWriter { out: BufWriter::with_capacity(WRITE_BUFFER, out), line: Vec::new(), written: 0 })
     }
 
     pub fn write(&mut self, record: &ExchangeRecord) -> io::Result<()> {
-        serde_json::to_writer(&mut self.out, record).map_err(io::Error::other)?;
-        self.out.write_all(b"\n")?;
-        self.written += 1;
+        self.line.clear();
+        line::write_record(&mut self.line, record).map_err(io::Error::other)?;
+        self.line.push(b'\n');
         for event in &record.events {
-            serde_json::to_writer(&mut self.out, event).map_err(io::Error::other)?;
-            self.out.write_all(b"\n")?;
+            serde_json::to_writer(&mut self.line, event).map_err(io::Error::other)?;
+            self.line.push(b'\n');
         }
+        self.out.write_all(&self.line)?;
+        self.written += 1;
         Ok(())
     }
 

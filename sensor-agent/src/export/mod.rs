@@ -2,6 +2,8 @@
 pub mod batch;
 pub mod clock;
 pub mod jsonl;
+pub mod line;
 pub mod metrics;
 pub mod otlp;
 pub mod record;
+pub mod timestamp;

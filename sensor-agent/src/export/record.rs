@@ -4,9 +4,9 @@ use std::{collections::BTreeMap, sync::Arc};
 
 use serde::Serialize;
 
-use super::clock::Clock;
+use super::{clock::Clock, timestamp};
 use crate::{
-    capture::{ConnMeta, pods::PodInfo},
+    capture::{ConnMeta, addr, pods::PodInfo},
     detect::{
         Assessment,
         analytics::{ClientIdentity, SecurityEvent},
@@ -141,7 +141,7 @@ impl ExchangeRecord {
         let complete = ex.request.as_ref().is_some_and(|r| r.body.complete && r.anomalies.is_empty())
             && ex.response.as_ref().is_some_and(|r| r.body.complete && r.anomalies.is_empty());
         ExchangeRecord {
-            ts: humantime::format_rfc3339_micros(clock.wall(start.unwrap_or(meta.opened_ns))).to_string(),
+            ts: timestamp::rfc3339_micros(clock.wall(start.unwrap_or(meta.opened_ns))),
             duration_ms,
             role: meta.role.as_str(),
             tls: meta.tls,
@@ -151,8 +151,8 @@ impl ExchangeRecord {
             service: meta.service.clone(),
             container_id: meta.container_id.clone(),
             k8s: None,
-            local: meta.local.map(|a| a.to_string()),
-            remote: meta.remote.map(|a| a.to_string()),
+            local: meta.local.as_ref().map(addr::socket_text),
+            remote: meta.remote.as_ref().map(addr::socket_text),
             conn_id: meta.conn_id,
             request: ex.request.as_ref().map(|r| request(r, assessment)),
             response: ex.response.as_ref().map(|r| response(r, assessment)),

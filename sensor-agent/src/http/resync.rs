@@ -201,6 +201,16 @@ impl Spill {
         self.buf.len()
     }
 
+    /// Keeps the first `len` bytes (and the timestamps of those).
+    pub(crate) fn truncate(&mut self, len: usize) {
+        self.buf.truncate(len);
+        self.marks.retain(|&(start, _)| start < len);
+    }
+
+    pub(crate) fn reserve(&mut self, additional: usize) {
+        self.buf.reserve(additional);
+    }
+
     /// The bytes from `skip` on, cut back into timestamped pieces for replay.
     pub(crate) fn into_pieces(self, skip: usize) -> Vec<Input> {
         let all = Bytes::from(self.buf);

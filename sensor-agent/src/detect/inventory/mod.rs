@@ -390,7 +390,11 @@ impl Inventory {
         entry.spec.clone_from(&routed.spec);
         entry.operation_id.clone_from(&routed.operation_id);
         record(entry, obs, &self.limits);
-        self.removed.remove(&store::entry_key(&key.0, &key.1, &key.2));
+        // Removals wait only between a collapse and the next flush: most calls have none to
+        // cancel, and formatting the store key to find that out cost an allocation each.
+        if !self.removed.is_empty() {
+            self.removed.remove(&store::entry_key(&key.0, &key.1, &key.2));
+        }
         self.dirty.insert(key);
         routed.classification(new_endpoint)
     }

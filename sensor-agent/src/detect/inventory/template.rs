@@ -120,27 +120,76 @@ impl TNode {
     }
 }
 
+/// Paths remembered with their routes, at most (then the memory starts over).
+const MAX_CACHED_ROUTES: usize = 1024;
+/// Longer (host, path) keys are not remembered: they are rare and would dominate the memory.
+const MAX_CACHED_KEY: usize = 256;
+
 /// Per-host cardinality trie (see the module docs).
 pub struct Templater {
     roots: HashMap<String, TNode>,
     nodes: usize,
     max_nodes: usize,
     threshold: usize,
+    /// Changes made to the trie so far: a route remembered is only valid while this is still
+    /// the count it was remembered at.
+    changes: u64,
+    /// (host, path) -> route, all computed since the last change of the trie. An API's traffic
+    /// repeats a few paths; templating one again walks the trie with three hash lookups and
+    /// two allocations per segment to find the same answer (a second call on an unchanged trie
+    /// changes nothing and returns the same route, see the test).
+    routes: HashMap<String, String>,
+    routes_at: u64,
 }
 
 impl Templater {
     #[must_use]
     pub fn new(threshold: usize, max_nodes: usize) -> Templater {
-        Templater { roots: HashMap::new(), nodes: 0, max_nodes, threshold: threshold.max(1) }
+        Templater {
+            roots: HashMap::new(),
+            nodes: 0,
+            max_nodes,
+            threshold: threshold.max(1),
+            changes: 0,
+            routes: HashMap::new(),
+            routes_at: 0,
+        }
     }
 
     /// Templates decoded path `segments` seen on `host`, updating the trie.
     pub fn template<S: AsRef<str>>(&mut self, host: &str, segments: &[S]) -> (String, Option<Collapse>) {
+        let key = route_key(host, segments);
+        if self.routes_at != self.changes {
+            self.routes.clear();
+            self.routes_at = self.changes;
+        }
+        if let Some(route) = key.as_ref().and_then(|k| self.routes.get(k)) {
+            return (route.clone(), None);
+        }
+        let (route, collapse) = self.template_uncached(host, segments);
+        if let Some(key) = key {
+            if self.routes_at != self.changes || self.routes.len() >= MAX_CACHED_ROUTES {
+                self.routes.clear();
+                self.routes_at = self.changes;
+            }
+            self.routes.insert(key, route.clone());
+        }
+        (route, collapse)
+    }
+
+    /// Routes remembered (for the tests).
+    #[cfg(test)]
+    fn remembered(&self) -> usize {
+        self.routes.len()
+    }
+
+    fn template_uncached<S: AsRef<str>>(&mut self, host: &str, segments: &[S]) -> (String, Option<Collapse>) {
         let mut out: Vec<String> = Vec::with_capacity(segments.len());
         let mut collapse = None;
         if !self.roots.contains_key(host) && self.nodes < self.max_nodes {
             self.roots.insert(host.to_owned(), TNode::default());
             self.nodes += 1;
+            self.changes += 1;
         }
         let mut node = self.roots.get_mut(host);
         for seg in segments {
@@ -161,6 +210,7 @@ impl Templater {
                     n.literal_children = 0;
                     n.collapsed = true;
                     self.nodes -= removed;
+                    self.changes += 1;
                     collapse = Some(Collapse { host: host.to_owned(), prefix: out.clone() });
                     "{param}".to_owned()
                 } else {
@@ -171,14 +221,16 @@ impl Templater {
             };
             node = match node {
                 Some(n) => {
-                    if key == "{param}" {
+                    if key == "{param}" && !n.collapsed {
                         n.collapsed = true;
+                        self.changes += 1;
                     }
                     if !n.children.contains_key(&key) && self.nodes < self.max_nodes {
                         if !key.starts_with('{') {
                             n.literal_children += 1;
                         }
                         self.nodes += 1;
+                        self.changes += 1;
                         n.children.insert(key.clone(), TNode::default());
                     }
                     n.children.get_mut(&key)
@@ -201,6 +253,22 @@ impl Templater {
     pub fn nodes(&self) -> usize {
         self.nodes
     }
+}
+
+/// The cache key of a (host, segments) pair: each part with its length, since a decoded
+/// segment may hold any character (`a%2Fb` is one segment, `a/b` two). `None` if too long.
+fn route_key<S: AsRef<str>>(host: &str, segments: &[S]) -> Option<String> {
+    let len = host.len() + segments.iter().map(|s| s.as_ref().len() + 4).sum::<usize>();
+    if len > MAX_CACHED_KEY {
+        return None;
+    }
+    let mut key = String::with_capacity(len + 8);
+    for part in std::iter::once(host).chain(segments.iter().map(AsRef::as_ref)) {
+        key.push_str(&part.len().to_string());
+        key.push(':');
+        key.push_str(part);
+    }
+    Some(key)
 }
 
 /// Rewrites `route` for a [`Collapse`] (None if unaffected).
@@ -264,6 +332,45 @@ mod tests {
         );
         assert_eq!(apply_collapse("/users/{id}", &["users".into()]), None);
         assert_eq!(apply_collapse("/teams/x", &["users".into()]), None);
+    }
+
+    /// The remembered routes answer as the trie does, on traffic that keeps collapsing,
+    /// filling the trie and repeating itself; and there are never more than the cap of them.
+    #[test]
+    fn remembered_routes_equal_the_uncached_ones() {
+        for (threshold, max_nodes) in [(3, 10_000), (2, 12), (50, 40)] {
+            let mut cached = Templater::new(threshold, max_nodes);
+            let mut plain = Templater::new(threshold, max_nodes);
+            let words = ["a", "b", "c", "d", "e", "f", "42", "me", "x%2Fy", "a/b", "{id}"];
+            let mut seed: u64 = 3;
+            for step in 0..20_000 {
+                seed = seed.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1_442_695_040_888_963_407);
+                let host = ["h", "k"][(seed >> 60) as usize % 2];
+                let len = (seed >> 50) as usize % 4;
+                let path: Vec<&str> =
+                    (0..len).map(|i| words[(seed >> (7 * i + 3)) as usize % words.len()]).collect();
+                assert_eq!(
+                    cached.template(host, &path),
+                    plain.template_uncached(host, &path),
+                    "step {step} {path:?}"
+                );
+                assert_eq!(cached.nodes(), plain.nodes());
+                assert!(cached.remembered() <= MAX_CACHED_ROUTES);
+            }
+        }
+        let mut tp = Templater::new(1_000_000, 1_000_000);
+        for i in 0..5000 {
+            let _ = tp.template("h", &[format!("p{i}q")]);
+            let _ = tp.template("h", &[format!("p{i}q")]);
+            assert!(tp.remembered() <= MAX_CACHED_ROUTES);
+        }
+    }
+
+    #[test]
+    fn route_keys_keep_segments_apart() {
+        assert_ne!(route_key("h", &["a/b"]), route_key("h", &["a", "b"]));
+        assert_ne!(route_key("h", &["ab"]), route_key("ha", &["b"]));
+        assert_eq!(route_key("h", &["x".repeat(300)]), None);
     }
 
     #[test]

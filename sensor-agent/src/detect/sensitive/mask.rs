@@ -81,25 +81,34 @@ pub fn header_value_flagged_lower(lower: &str, value: &[u8], flagged: &[(&str, &
     if let Some((_, sample)) = flagged.iter().find(|(n, _)| *n == lower) {
         return (*sample).to_owned();
     }
+    // Most exchanges have no findings: the name is only looked at when one could apply.
     let unnameable =
-        lower.len() > 64 || lower.contains('@') || lower.bytes().filter(u8::is_ascii_digit).count() >= 6;
-    if unnameable && flagged.iter().any(|(n, _)| *n == "*") {
+        || lower.len() > 64 || lower.contains('@') || lower.bytes().filter(u8::is_ascii_digit).count() >= 6;
+    if flagged.iter().any(|(n, _)| *n == "*") && unnameable() {
         return REDACTED.to_owned();
     }
-    masked_header(lower, value)
+    // Not a credential header (checked above): the value as text.
+    String::from_utf8_lossy(value).into_owned()
 }
 
 /// The exportable form of a query string: values of secret-named parameters replaced.
 #[must_use]
 pub fn query(query: &str) -> String {
-    query
-        .split('&')
-        .map(|pair| match pair.split_once('=') {
-            Some((name, value)) if !value.is_empty() && is_secret_param(name) => format!("{name}={REDACTED}"),
-            _ => pair.to_owned(),
-        })
-        .collect::<Vec<_>>()
-        .join("&")
+    let mut out = String::with_capacity(query.len());
+    for (i, pair) in query.split('&').enumerate() {
+        if i > 0 {
+            out.push('&');
+        }
+        match pair.split_once('=') {
+            Some((name, value)) if !value.is_empty() && is_secret_param(name) => {
+                out.push_str(name);
+                out.push('=');
+                out.push_str(REDACTED);
+            }
+            _ => out.push_str(pair),
+        }
+    }
+    out
 }
 
 /// The exportable form of a query string in which detectors flagged parameters: their values
@@ -132,6 +141,21 @@ pub fn query_flagged(query: &str, flagged: &[(&str, &str)]) -> String {
 }
 
 fn is_secret_param(name: &str) -> bool {
+    // ASCII names (nearly all) are normalised on the stack; others may lowercase into ASCII
+    // (the Kelvin sign is a `k`), so they take the Unicode path.
+    if name.is_ascii() {
+        let mut buf = [0u8; 16];
+        let mut n = 0;
+        for b in name.bytes().filter(|b| *b != b'_' && *b != b'-') {
+            let Some(slot) = buf.get_mut(n) else {
+                return false;
+            };
+            *slot = b.to_ascii_lowercase();
+            n += 1;
+        }
+        let normal = buf.get(..n).unwrap_or_default();
+        return SECRET_PARAMS.iter().any(|p| p.as_bytes() == normal);
+    }
     let normal: String =
         name.chars().filter(|c| *c != '_' && *c != '-').flat_map(char::to_lowercase).collect();
     SECRET_PARAMS.contains(&normal.as_str())

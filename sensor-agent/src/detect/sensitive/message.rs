@@ -253,23 +253,49 @@ pub(crate) fn scan_message(col: &mut Collector<'_>, msg: &MessageView<'_>) {
     let side = col.side.as_str();
     let mut content_type = msg.content_type.map(str::to_ascii_lowercase);
     let mut aws = false;
+    let mut lower_buf = [0u8; 64];
     for (name, value) in msg.headers.iter().take(MAX_HEADERS) {
-        let lname = name.to_ascii_lowercase();
+        let lname = lowercase(name, &mut lower_buf);
+        let lname: &str = &lname;
+        let credential = matches!(lname, "authorization" | "proxy-authorization" | "cookie" | "set-cookie");
+        if !credential {
+            if lname == "content-type" && content_type.is_none() {
+                content_type = Some(String::from_utf8_lossy(value).to_ascii_lowercase());
+            }
+            if !aws && col.quiet_header(lname, value) {
+                continue;
+            }
+        }
         set_loc(col, &[side, ".header:"]);
         push_name(&mut col.loc, lname.as_bytes());
-        match lname.as_str() {
+        match lname {
             "authorization" | "proxy-authorization" => authorization(col, value),
             "cookie" => cookies(col, value, false),
             "set-cookie" => cookies(col, value, true),
             _ => {
-                if lname == "content-type" && content_type.is_none() {
-                    content_type = Some(String::from_utf8_lossy(value).to_ascii_lowercase());
-                }
+                let (aws_before, made) = (aws, col.hits_made);
                 scan_leaf(col, value, &Name::new(lname.as_bytes()), true, true, &mut aws);
+                if !aws_before && col.hits_made == made {
+                    col.remember_quiet_header(lname, value);
+                }
             }
         }
     }
     scan_body(col, msg.body, content_type.as_deref().unwrap_or(""));
+}
+
+/// `name` in ASCII lower case, in `buf` when it fits: a header name per header and message was
+/// the scan's most frequent allocation.
+fn lowercase<'b>(name: &str, buf: &'b mut [u8; 64]) -> std::borrow::Cow<'b, str> {
+    if let Some(out) = buf.get_mut(..name.len()) {
+        out.copy_from_slice(name.as_bytes());
+        out.make_ascii_lowercase();
+        // Lower-casing ASCII bytes keeps UTF-8 valid, so this always borrows.
+        if let Ok(s) = std::str::from_utf8(out) {
+            return std::borrow::Cow::Borrowed(s);
+        }
+    }
+    std::borrow::Cow::Owned(name.to_ascii_lowercase())
 }
 
 fn scan_body(col: &mut Collector<'_>, body: &[u8], ct: &str) {
@@ -392,6 +418,16 @@ mod tests {
         s.clear();
         push_name(&mut s, b"4111111111111111");
         assert_eq!(s, "*");
+    }
+
+    #[test]
+    fn lowercase_names_in_place_or_owned() {
+        let mut buf = [0u8; 64];
+        assert_eq!(lowercase("Content-Type", &mut buf), "content-type");
+        assert_eq!(lowercase("X-\u{c9}t\u{e9}", &mut buf), "x-\u{c9}t\u{e9}");
+        let long = "X".repeat(65);
+        assert_eq!(lowercase(&long, &mut buf), "x".repeat(65));
+        assert_eq!(lowercase("", &mut buf), "");
     }
 
     #[test]

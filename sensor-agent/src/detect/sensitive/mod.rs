@@ -18,6 +18,7 @@ mod payment;
 mod pii;
 mod prefilter;
 mod protobuf;
+mod quiet;
 mod scan;
 mod secrets;
 
@@ -28,7 +29,7 @@ mod tests_config;
 #[cfg(test)]
 mod tests_prefilter;
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use aho_corasick::AhoCorasick;
 use serde::{Deserialize, Serialize};
@@ -277,6 +278,10 @@ pub(crate) struct Inner {
     allow: Vec<CompiledAllow>,
     min_confidence: Option<Confidence>,
     keyer: Keyer,
+    /// Header fields this detector scanned to nothing (see `quiet`); behind a lock so the
+    /// detector stays shareable, taken once per exchange and skipped when another thread holds
+    /// it.
+    quiet: Mutex<quiet::QuietHeaders>,
 }
 
 impl std::fmt::Debug for Detector {
@@ -347,6 +352,7 @@ impl Detector {
                 allow,
                 min_confidence: config.min_confidence,
                 keyer,
+                quiet: Mutex::default(),
             }),
         })
     }
@@ -412,6 +418,12 @@ pub(crate) struct Collector<'d> {
     /// (detector id, value hash) already reported in the current body, for truncated-JSON fallback.
     pub seen: Vec<(u16, ValueHash)>,
     pub track_seen: bool,
+    /// Hits made so far, before merging or filtering: a value whose scan leaves this unchanged
+    /// made none.
+    pub hits_made: u64,
+    /// The detector's quiet header fields, when this exchange could take the lock (never for
+    /// the unfiltered reference detector of the tests).
+    quiet: Option<MutexGuard<'d, quiet::QuietHeaders>>,
 }
 
 impl<'d> Collector<'d> {
@@ -424,6 +436,19 @@ impl<'d> Collector<'d> {
             loc: String::new(),
             seen: Vec::new(),
             track_seen: false,
+            hits_made: 0,
+            quiet: det.quiet.try_lock().ok().filter(|_| det.use_prefilter),
+        }
+    }
+
+    /// The header field `name: value` scanned to nothing before.
+    pub(crate) fn quiet_header(&self, name: &str, value: &[u8]) -> bool {
+        self.quiet.as_ref().is_some_and(|q| q.contains(name, value))
+    }
+
+    pub(crate) fn remember_quiet_header(&mut self, name: &str, value: &[u8]) {
+        if let Some(q) = self.quiet.as_mut() {
+            q.insert(name, value);
         }
     }
 
@@ -440,6 +465,7 @@ impl<'d> Collector<'d> {
 
     /// Record one hit at a location (merging).
     pub(crate) fn add(&mut self, hit: Hit, location: &str) {
+        self.hits_made += 1;
         if !self.det.on(hit.id) {
             return;
         }

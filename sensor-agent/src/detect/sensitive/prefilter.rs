@@ -173,20 +173,67 @@ pub(crate) struct Prefilter {
     /// The literal anchors of `scan` except `@` (found by its byte class): one search over a
     /// whole body instead of one per value.
     anchors: AhoCorasick,
+    /// Per byte value: [`ANCHOR_BYTE`] if it is the chosen byte of some anchor, [`BLOCK_BYTE`]
+    /// if the block tests of a short text can start at it.
+    short_classes: [u8; 256],
+}
+
+/// Texts up to this long are looked at byte by byte first: headers, parameters and leaves are
+/// mostly this short, and starting the automaton and the 64-byte block tests costs each of
+/// them more than the bytes themselves.
+const SHORT_TEXT: usize = 39;
+const ANCHOR_BYTE: u8 = 1;
+const BLOCK_BYTE: u8 = 2;
+
+/// The byte of an anchor least likely in ordinary header values and parameters (dates, hosts,
+/// media types, versions, numbers): a text without it cannot hold that anchor.
+fn rarest(anchor: &str) -> Option<u8> {
+    let rank = |b: u8| match b {
+        b'_' => 0,
+        b'J' | b'K' | b'x' | b'z' => 1,
+        b'A'..=b'Z' => 2,
+        b'-' => 3,
+        _ => 4,
+    };
+    anchor.bytes().min_by_key(|&b| rank(b))
 }
 
 impl Prefilter {
     pub(crate) fn new() -> Result<Prefilter, aho_corasick::BuildError> {
+        let literals = || super::scan::anchor_literals().filter(|a| *a != "@");
         let anchors = AhoCorasick::builder()
             .match_kind(MatchKind::LeftmostFirst)
             .kind(Some(AhoCorasickKind::DFA))
-            .build(super::scan::anchor_literals().filter(|a| *a != "@"))?;
-        Ok(Prefilter { anchors })
+            .build(literals())?;
+        let mut short_classes = [0u8; 256];
+        for b in literals().filter_map(rarest) {
+            short_classes[usize::from(b)] |= ANCHOR_BYTE;
+        }
+        // The block tests of a text shorter than 40 bytes (no AWS secret fits) only ever start
+        // at an `@`, a digit (phones, digit groups) or a capital (IBAN, NINO, BIC).
+        for b in (b'0'..=b'9').chain(b'A'..=b'Z').chain([b'@']) {
+            short_classes[usize::from(b)] |= BLOCK_BYTE;
+        }
+        Ok(Prefilter { anchors, short_classes })
     }
 
     /// Nothing in `text` can make a hit of the anchor pass or of the tokenizer, in whatever field
     /// it is, unless the field's name asks for a whole-value check (see [`Hint::whole_value`]).
     pub(crate) fn text_quiet(&self, text: &[u8]) -> bool {
+        let (anchor_maybe, block_maybe) = if text.len() <= SHORT_TEXT {
+            let classes = text.iter().fold(0, |acc, &b| acc | self.short_classes[usize::from(b)]);
+            (classes & ANCHOR_BYTE != 0, classes & BLOCK_BYTE != 0)
+        } else {
+            (true, true)
+        };
+        let maybe =
+            (anchor_maybe && self.anchors.is_match(text)) || (block_maybe && blocks_maybe(text, None));
+        !maybe
+    }
+
+    /// [`Prefilter::text_quiet`] without the byte-by-byte shortcut, for the tests.
+    #[cfg(test)]
+    pub(crate) fn text_quiet_unshortened(&self, text: &[u8]) -> bool {
         !self.anchors.is_match(text) && !blocks_maybe(text, None)
     }
 

@@ -266,3 +266,35 @@ fn probe_corpus() {
     }
     eprintln!("{maybe} maybe of {}", text.lines().count());
 }
+
+/// The byte-by-byte shortcut for short texts answers as the full prefilter does: on every
+/// anchor, on the vectors' values, and on random short texts drawn from the bytes that matter.
+#[test]
+fn short_text_shortcut_agrees_with_the_full_prefilter() {
+    let (on, _) = pair();
+    let pf = &on.inner.prefilter;
+    let mut texts: Vec<Vec<u8>> = Vec::new();
+    for a in super::scan::anchor_literals() {
+        texts.push(a.as_bytes().to_vec());
+        texts.push(format!("x {a}abcdefghij0123456789").into_bytes());
+    }
+    for v in vectors() {
+        texts.push(v.value.as_bytes().to_vec());
+    }
+    let alphabet = b"AKSIJzxBEGNyeghpsorvtiaulb_-@+ 0123456789:/.,GB82WEST";
+    let mut seed: u64 = 0x9e37_79b9_7f4a_7c15;
+    for _ in 0..50_000 {
+        seed = seed.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1_442_695_040_888_963_407);
+        let len = (seed >> 58) as usize % 40;
+        let mut t = Vec::with_capacity(len);
+        let mut r = seed;
+        for _ in 0..len {
+            r = r.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1);
+            t.push(alphabet[(r >> 33) as usize % alphabet.len()]);
+        }
+        texts.push(t);
+    }
+    for t in &texts {
+        assert_eq!(pf.text_quiet(t), pf.text_quiet_unshortened(t), "{}", String::from_utf8_lossy(t));
+    }
+}
