@@ -17,7 +17,7 @@ use std::{
 
 use anyhow::Context as _;
 use aya::maps::{HashMap, MapData};
-use sensor_common::{ConnState, conn_key, proto};
+use sensor_common::{ConnState, conn_key};
 use tokio::{
     io::{Interest, unix::AsyncFd},
     signal::unix::{SignalKind, signal},
@@ -560,7 +560,7 @@ fn mute(conns: &mut HashMap<MapData, u64, ConnState>, which: Vec<(u32, i32)>) {
     for (tgid, fd) in which {
         let key = conn_key(tgid, fd);
         if let Ok(mut state) = conns.get(&key, 0) {
-            state.proto = proto::OTHER;
+            state.muted = 1;
             // BPF_EXIST: never resurrect an entry the kernel removed at close.
             let _ = conns.insert(key, state, 2);
         }

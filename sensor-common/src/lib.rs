@@ -218,7 +218,12 @@ pub struct ConnState {
     pub tls_offsets: [u64; 2],
     pub role: u8,
     pub proto: u8,
-    pub _pad: [u8; 6],
+    /// 1 when the agent does not want this connection (filtered out, or not a socket): nothing
+    /// of it is copied, plaintext from the TLS probes included, while its offsets and TLS
+    /// bindings are still kept (the TLS probes tie calls to sockets by what each thread moved
+    /// last, muted or not). Apart from `proto`, so a muted TLS connection stays known as TLS.
+    pub muted: u8,
+    pub _pad: [u8; 5],
 }
 const _: () = assert!(size_of::<ConnState>() == 48);
 

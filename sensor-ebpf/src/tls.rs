@@ -200,6 +200,9 @@ pub fn emit_plaintext<C: EbpfContext>(
     let d = (dir & 1) as usize;
     let base = state.tls_offsets[d];
     state.tls_offsets[d] = base + len;
+    if state.muted != 0 {
+        return;
+    }
     io::copy_out(&p, len, base, state.conn_id, pid_tgid, tgid, data_flags::TLS);
 }
 

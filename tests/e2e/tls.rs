@@ -158,3 +158,38 @@ fn pipe_into(command: &mut Command, input: &str) {
     let stdout = String::from_utf8_lossy(&reader.join().unwrap()).into_owned();
     assert!(stdout.contains("200 OK"), "{command:?}: {stdout}");
 }
+
+/// A TLS connection the agent filters out stays muted: the plaintext its TLS probes see is not
+/// copied to the agent (only what was in flight before the mute arrives, counted as
+/// `ignored_chunks`), while a followed port beside it is still captured.
+#[test]
+fn kernel_filtered_tls_connection_is_not_copied() {
+    if !harness::kernel_available("kernel_filtered_tls_connection_is_not_copied") {
+        return;
+    }
+    let cert = harness::self_signed_cert();
+    let (followed, other) = (harness::free_port(), harness::free_port());
+    let big = vec![b'z'; 256 * 1024];
+    let _followed = harness::nginx_tls(followed, &[], &cert);
+    let _other = harness::nginx_tls(other, &[("big.bin", &big)], &cert);
+    let mut agent = Agent::start(&["--port", &followed.to_string()]);
+    // Twenty 256 KiB responses on one keep-alive connection (curl reuses it for its URLs):
+    // over 640 records of plaintext (16 KiB each, both sides) if the mute did not hold; what is
+    // in flight while the agent resolves the connection (about the first response) gets through.
+    let urls: Vec<String> = (0..20).map(|i| format!("https://127.0.0.1:{other}/big.bin?{i}")).collect();
+    let mut args = vec!["-k"];
+    for u in &urls {
+        args.extend(["-o", "/dev/null", u.as_str()]);
+    }
+    harness::curl_ok(&args);
+    harness::curl_ok(&["-k", &format!("https://127.0.0.1:{followed}/api/followed")]);
+    both_sides(&agent, "/api/followed", "nginx", "curl", 11);
+    let log = agent.stop();
+    let summary: Value = log
+        .lines()
+        .find_map(|l| l.split_once("stopped: ").and_then(|(_, json)| serde_json::from_str(json).ok()))
+        .unwrap_or_else(|| panic!("no stopped: summary in {log}"));
+    let ignored = summary["capture"]["ignored_chunks"].as_u64().unwrap_or_else(|| panic!("{summary}"));
+    assert!(ignored < 160, "{ignored} chunks of a filtered TLS connection reached the agent: {summary}");
+    assert!(summary["capture"]["filtered_connections"].as_u64() >= Some(2), "{summary}");
+}

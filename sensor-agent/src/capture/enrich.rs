@@ -43,6 +43,10 @@ pub struct EnrichStats {
     pub orphan_chunks: u64,
     pub recovered_connections: u64,
     pub filtered_connections: u64,
+    /// Records that arrived for connections already filtered out or found not to be sockets:
+    /// the few in flight before the kernel was asked to stop copying them. More means the
+    /// muting does not hold.
+    pub ignored_chunks: u64,
     pub not_socket: u64,
     pub open_table_evictions: u64,
 }
@@ -126,7 +130,7 @@ impl Enricher {
     fn push_data(&mut self, chunk: RawChunk, out: &mut Vec<Event>) {
         match self.conns.get(&chunk.conn_id) {
             Some(Conn::Announced { .. }) => out.push(Event::Data(chunk)),
-            Some(Conn::Ignored { .. }) => {}
+            Some(Conn::Ignored { .. }) => self.stats.ignored_chunks += 1,
             Some(Conn::Opened(_)) => {
                 if let Some(Conn::Opened(open)) = self.conns.remove(&chunk.conn_id) {
                     let tgid = open.tgid;

@@ -179,7 +179,8 @@ pub fn track(open: &mut ConnOpen) -> Option<*mut ConnState> {
         tls_offsets: [0, 0],
         role: open.role,
         proto: proto::UNKNOWN,
-        _pad: [0; 6],
+        muted: 0,
+        _pad: [0; 5],
     };
     if CONNS.insert(&key, &state, 0).is_err() {
         count(counter::CONN_MAP_FULL, 1);

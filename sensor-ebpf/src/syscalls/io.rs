@@ -153,7 +153,7 @@ pub fn exit<C: EbpfContext>(ctx: &C, rc: i64) -> u32 {
         ciphertext(ctx, pid_tgid, tgid, &p, len);
         return 0;
     }
-    if state.proto == proto::OTHER {
+    if state.proto == proto::OTHER || state.muted != 0 {
         return 0;
     }
     copy_out(&p, len, base, state.conn_id, pid_tgid, tgid, 0);
