@@ -44,18 +44,7 @@ fn push_ipv4(s: &mut String, ip: Ipv4Addr) {
 }
 
 fn push_decimal(s: &mut String, n: u16) {
-    let mut digits = [0u8; 5];
-    let mut i = digits.len();
-    let mut n = n;
-    loop {
-        i -= 1;
-        digits[i] = b'0' + (n % 10) as u8;
-        n /= 10;
-        if n == 0 {
-            break;
-        }
-    }
-    s.extend(digits.get(i..).unwrap_or_default().iter().map(|&d| char::from(d)));
+    s.push_str(itoa::Buffer::new().format(n));
 }
 
 #[cfg(test)]
